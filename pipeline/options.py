@@ -1,0 +1,31 @@
+"""The job's own pipeline options (DESIGN.md §2), plain `add_argument`s so every runner and the Flex Template see them."""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+DEFAULT_MAX_EVENT_BYTES = 921_600  # 900 KiB: the reference drops larger records
+EVENT_TIME_MODES = ("publish", "field")
+
+
+class CurrentsOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:  # noqa: ANN001 - Beam's parser type is private
+        parser.add_argument(
+            "--source", default=None,
+            help="pubsub:projects/P/subscriptions/S | pubsub:projects/P/topics/T | kafka:BOOTSTRAP/TOPIC | "
+                 "file:GLOB (JSON lines, .gz ok) | generate:count=N[,rate=R][,seed=S] | deadletter:GLOB")
+        parser.add_argument(
+            "--connectors", default=None,
+            help="connector config: a YAML/JSON file (local, gs://, s3://, azfs://) or inline JSON")
+        parser.add_argument(
+            "--dead_letter", default="./out/dead-letter",
+            help="folder (any Beam filesystem) for dead-letter JSON lines, one per dropped record")
+        parser.add_argument(
+            "--max_event_bytes", type=int, default=DEFAULT_MAX_EVENT_BYTES,
+            help="records larger than this are dead letters (reason oversize) before any connector sees them")
+        parser.add_argument(
+            "--event_time", default="publish",
+            help="which time picks the date= hour: publish (arrival/publish time) or field (the event's `time`)")
+        parser.add_argument(
+            "--metrics_out", default=None,
+            help="write every counter of the run to this JSON file when the run ends")

@@ -1,0 +1,140 @@
+"""Projection of an event onto its event type's Avro schema, compiled once per schema.
+
+fastavro trusts what it is given (we write with validation off, for speed), so every value is checked here:
+a missing required field or a value of the wrong type makes the event a `schema_mismatch` dead letter instead of a
+crashed bundle or a corrupt file. Fields the schema does not have are left out (and counted by the writer); unknown
+event types use the generic schema, which keeps every field in a JSON `properties` string.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+
+Check = Callable[[Any], Any]
+_MISSING = object()
+
+
+class ProjectionError(ValueError):
+    pass
+
+
+def _int(bits: int) -> Check:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def check(v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high:
+            return v
+        raise ProjectionError(f"expected a {bits}-bit integer, got {v!r:.60}")
+
+    return check
+
+
+def _string(v: Any) -> Any:
+    if isinstance(v, str):
+        return v
+    raise ProjectionError(f"expected a string, got {type(v).__name__}")
+
+
+def _float(v: Any) -> Any:
+    if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)):
+        return float(v)
+    raise ProjectionError(f"expected a number, got {type(v).__name__}")
+
+
+def _boolean(v: Any) -> Any:
+    if isinstance(v, bool):
+        return v
+    raise ProjectionError(f"expected a boolean, got {type(v).__name__}")
+
+
+_PRIMITIVES: dict[str, Check] = {"string": _string, "int": _int(32), "long": _int(64), "float": _float,
+                                 "double": _float, "boolean": _boolean}
+
+
+def _nullable(check: Check) -> Check:
+    def nullable(v: Any) -> Any:
+        return None if v is None else check(v)
+
+    return nullable
+
+
+def _array(item: Check) -> Check:
+    def array(v: Any) -> Any:
+        if not isinstance(v, list):
+            raise ProjectionError(f"expected an array, got {type(v).__name__}")
+        return [item(x) for x in v]
+
+    return array
+
+
+def compile_type(avro_type: Any) -> tuple[Check, bool]:
+    """(check, optional) for an Avro field type of the kinds our schemas use."""
+    if isinstance(avro_type, str):
+        if avro_type not in _PRIMITIVES:
+            raise ValueError(f"unsupported Avro type {avro_type!r}")
+        return _PRIMITIVES[avro_type], False
+    if isinstance(avro_type, list):
+        branches = [t for t in avro_type if t != "null"]
+        if len(branches) != 1:
+            raise ValueError(f"unsupported union {avro_type!r}")
+        inner, _ = compile_type(branches[0])
+        return (_nullable(inner), True) if "null" in avro_type else (inner, False)
+    if isinstance(avro_type, dict) and avro_type.get("type") == "array":
+        item, _ = compile_type(avro_type["items"])
+        return _array(item), False
+    raise ValueError(f"unsupported Avro type {avro_type!r}")
+
+
+class Projector:
+    """Turns events into records of one schema. Built once per event type per worker."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._fields: list[tuple[str, Check, bool]] = []
+        for field in schema["fields"]:
+            check, optional = compile_type(field["type"])
+            self._fields.append((field["name"], check, optional))
+        self._names = frozenset(name for name, _, _ in self._fields) | {"event_type"}
+
+    def project(self, event: dict[str, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for name, check, optional in self._fields:
+            value = event.get(name, _MISSING)
+            if value is _MISSING or value is None:
+                if not optional:
+                    raise ProjectionError(f"field '{name}': required, missing or null")
+                record[name] = None
+                continue
+            try:
+                record[name] = check(value)
+            except ProjectionError as exc:
+                raise ProjectionError(f"field '{name}': {exc}") from None
+        return record
+
+    def extra_fields(self, event: dict[str, Any]) -> int:
+        """How many of the event's fields the schema has no place for."""
+        return sum(1 for name in event if name not in self._names)
+
+
+class GenericProjector(Projector):
+    """Unknown event types: the core fields as columns, every other field kept in `properties` (JSON)."""
+
+    _CORE = ("id", "event_type", "time", "user_id", "external_user_id")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        super().__init__(schema)
+        self._fields = [f for f in self._fields if f[0] != "properties"]
+
+    def project(self, event: dict[str, Any]) -> dict[str, Any]:
+        record = super().project(event)
+        record["properties"] = orjson.dumps({k: v for k, v in event.items() if k not in self._CORE}).decode()
+        return record
+
+    def extra_fields(self, event: dict[str, Any]) -> int:
+        return 0
+
+
+def projector_for(schema: dict[str, Any], generic: bool) -> Projector:
+    return GenericProjector(schema) if generic else Projector(schema)
+

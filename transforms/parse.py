@@ -1,0 +1,109 @@
+"""Bytes → event, with the guards that keep bad input out of every connector.
+
+A record leaves the main flow as a dead letter when it is larger than `--max_event_bytes` (`oversize`) or is not a
+flat JSON object with a string `id`, a string `event_type` and an integer `time` (`invalid`). Nothing here raises:
+a bad record must never fail a bundle (on Dataflow a failing bundle is retried forever).
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Iterator, Optional, Union
+
+import apache_beam as beam
+import orjson
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+
+from pipeline.metrics import counter
+from sinks.deadletter import INVALID, OVERSIZE, dead_letter
+
+DEAD = "dead"
+ATTR_EVENT_TYPE = "event_type"
+ATTR_CONNECTOR = "currents_connector"  # routes a record to that connector only (dead-letter replay)
+# Event types become object-key segments: keep them to the characters real types use, so no input can write
+# outside its folder.
+EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_INT32 = (-(2 ** 31), 2 ** 31 - 1)
+
+Parsed = tuple[dict[str, Any], int, int, Optional[str]]  # (event, hour index, size, only this connector)
+
+
+class InvalidRecord(ValueError):
+    pass
+
+
+def parse_event(data: bytes, attributes: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """The event in a record, or InvalidRecord saying what is wrong with it."""
+    try:
+        event = orjson.loads(data)  # orjson rejects invalid UTF-8 too
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"not JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise InvalidRecord(f"not a JSON object but {type(event).__name__}")
+    if "event_type" not in event and attributes and attributes.get(ATTR_EVENT_TYPE):
+        event["event_type"] = attributes[ATTR_EVENT_TYPE]
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise InvalidRecord("'id' must be a non-empty string")
+    event_type = event.get("event_type")
+    if not isinstance(event_type, str) or not EVENT_TYPE.match(event_type):
+        raise InvalidRecord("'event_type' must be a string of letters, digits, '.', '_' or '-'")
+    event_time = event.get("time")
+    if not isinstance(event_time, int) or isinstance(event_time, bool):
+        raise InvalidRecord("'time' must be an integer (UNIX seconds)")
+    return event
+
+
+class ParseEvents(beam.DoFn):
+    """Raw records → `(event, hour, size, only_connector)`; dead letters on the `dead` output."""
+
+    def __init__(self, max_event_bytes: int, event_time: str) -> None:
+        self._max = max_event_bytes
+        self._from_field = event_time == "field"
+
+    def start_bundle(self) -> None:
+        self._counts = {"events_in": 0, "events_valid": 0, INVALID: 0, OVERSIZE: 0}
+
+    def finish_bundle(self) -> None:
+        for name, value in self._counts.items():
+            if value:
+                counter(None, name).inc(value)
+
+    def process(self, record: Union[bytes, tuple[bytes, dict[str, str]]],
+                timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:  # noqa: ANN001
+        counts = self._counts
+        counts["events_in"] += 1
+        if isinstance(record, tuple):
+            data, attributes = record
+        else:
+            data, attributes = record, None
+        if len(data) > self._max:
+            counts[OVERSIZE] += 1
+            yield TaggedOutput(DEAD, dead_letter(
+                OVERSIZE, f"record of {len(data)} bytes is over the {self._max}-byte limit", data,
+                event_type=_peek(data, b'"event_type"'), event_id=_peek(data, b'"id"')))
+            return
+        try:
+            event = parse_event(data, attributes)
+        except InvalidRecord as exc:
+            counts[INVALID] += 1
+            yield TaggedOutput(DEAD, dead_letter(INVALID, str(exc), data))
+            return
+        if self._from_field:
+            hour = event["time"] // 3600
+        elif timestamp > MIN_TIMESTAMP:
+            hour = timestamp.micros // 3_600_000_000
+        else:  # no publish time (files, generator): arrival time
+            hour = int(time.time()) // 3600
+        counts["events_valid"] += 1
+        yield event, hour, len(data), attributes.get(ATTR_CONNECTOR) if attributes else None
+
+
+def _peek(data: bytes, key: bytes) -> Optional[str]:
+    """Best-effort id / event_type of an oversize record without parsing a megabyte of JSON."""
+    at = data.find(key, 0, 4096)
+    if at < 0:
+        return None
+    match = re.match(rb'\s*:\s*"([^"\\]{1,200})"', data[at + len(key):at + len(key) + 210])
+    return match.group(1).decode("utf-8", "replace") if match else None
