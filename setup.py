@@ -18,7 +18,7 @@ setup(
         BEAM,
         "fastavro>=1.9",
         "cramjam>=2.7",  # fastavro's snappy codec
-        "zstandard>=0.21",  # fastavro's zstandard codec
+        "backports.zstd>=1.0; python_version < '3.14'",  # fastavro's zstandard codec
         "pyarrow>=14",
         "pydantic>=2.5,<3",
         "requests>=2.31",

@@ -14,11 +14,12 @@ import orjson
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import ConfigError, StorageConnector, load_config
 from pipeline.graph import JobSpec, build_pipeline
 from pipeline.metrics import collect, summary_lines
 from pipeline.options import EVENT_TIME_MODES, CurrentsOptions
 from pipeline.sources import parse_source
+from sinks.storage.formats import check_codec
 
 _LOG = logging.getLogger("pipeline")
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"}
@@ -58,6 +59,12 @@ def job_from_options(options: PipelineOptions) -> JobSpec:
         config = load_config(opts.connectors or "")
     except ConfigError as exc:
         raise LaunchError(str(exc)) from None
+    for connector in config.connectors:
+        if isinstance(connector, StorageConnector):
+            try:
+                check_codec(connector.format, connector.codec)
+            except ValueError as exc:
+                raise LaunchError(f"connector {connector.id!r}: field 'codec': {exc}") from None
     streaming = bool(options.view_as(StandardOptions).streaming) or not source.bounded
     return JobSpec(source=source, config=config, dead_letter=opts.dead_letter, max_event_bytes=opts.max_event_bytes,
                    event_time=opts.event_time, streaming=streaming)

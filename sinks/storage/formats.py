@@ -107,6 +107,17 @@ class JsonLines(FileFormat):
         return encode
 
 
+def check_codec(name: str, codec: str) -> None:
+    """Fail at launch, not per file, when a codec's library is missing (fastavro loads them lazily)."""
+    if name != "avro":
+        return
+    schema = fastavro.parse_schema({"type": "record", "name": "Probe", "fields": [{"name": "x", "type": "int"}]})
+    try:
+        fastavro.writer(io.BytesIO(), schema, [{"x": 1}], codec=codec)
+    except ValueError as exc:
+        raise ValueError(f"codec {codec!r} is not usable here: {exc}") from None
+
+
 def file_format(name: str, codec: str) -> FileFormat:
     if name == "avro":
         return Avro(codec)

@@ -96,10 +96,14 @@ class WriteFiles(beam.DoFn):
                 continue
             events.append(event)
             extra += plan.projector.extra_fields(event)
-        if not records:
-            return  # never an empty file
         if extra:
             self._dropped_fields.inc(extra)
+        if records:  # never an empty file
+            yield from self._write(batch, plan, records, events)
+
+    def _write(self, batch: Batch, plan: _Plan, records: list[dict[str, Any]],
+               events: list[dict[str, Any]]) -> Iterator[Any]:
+        cid, event_type, hour, shard = batch.key
         key = object_key(self._connector, event_type, hour, plan.schema_id, shard, offset(self._run_token, batch.seq),
                          self._format.extension)
         try:
@@ -111,12 +115,12 @@ class WriteFiles(beam.DoFn):
             for event in events:
                 yield TaggedOutput(DEAD, dead_letter(WRITE_FAILED, error, event, connector=cid,
                                                      event_type=event_type, event_id=event.get("id")))
-            return
-        self._delivered.inc(len(records))
-        self._files.inc()
-        self._bytes.inc(len(data))
-        self._file_events.update(len(records))
-        yield WrittenFile(cid, key, event_type, len(records), len(data))
+        else:
+            self._delivered.inc(len(records))
+            self._files.inc()
+            self._bytes.inc(len(data))
+            self._file_events.update(len(records))
+            yield WrittenFile(cid, key, event_type, len(records), len(data))
 
     def _put(self, key: str, data: bytes) -> None:
         if self._store is None:

@@ -6,6 +6,7 @@ import json
 import pickle
 import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -144,6 +145,74 @@ def test_put_to_closed_port_raises_retryable(kind: str) -> None:
     assert "k/file.avro" in str(caught.value)
 
 
+@pytest.fixture
+def scripted_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An HTTP server that answers every request with the status (and S3-style error code) in the test's param."""
+    status, code = request.param
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # answers boto3's `Expect: 100-continue` at once instead of after 1 s
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
+                    f"<Message>scripted</Message></Error>").encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = do_HEAD = _answer  # noqa: N815
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+ANSWERS = [((500, "InternalError"), True), ((503, "SlowDown"), True), ((429, "TooManyRequests"), True),
+           ((408, "RequestTimeout"), True), ((400, "InvalidArgument"), False),
+           ((401, "Unauthorized"), False), ((403, "AccessDenied"), False)]
+
+
+@pytest.mark.parametrize("kind", CLOUD_KINDS)
+@pytest.mark.parametrize("scripted_server, retryable", ANSWERS, indirect=["scripted_server"],
+                         ids=[f"{s}-{c}" for (s, c), _ in ANSWERS])
+def test_put_answered_with_error_status_maps_to_retryable(kind: str, scripted_server: str, retryable: bool) -> None:
+    target: ObjectStore
+    if kind == "s3":
+        target = S3Store("bucket-a", region="us-east-1", endpoint_url=scripted_server, access_key_id="testing",
+                         secret_access_key="testing", **FAST)
+    elif kind == "gcs":
+        target = GCSStore("bucket-a", endpoint=scripted_server, **FAST)
+    else:
+        target = AzureBlobStore("container-a", connection_string=(
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={scripted_server}/{AZURITE_ACCOUNT};"), **FAST)
+    with pytest.raises(StoreError) as caught:
+        target.put("k/file.avro", b"x")
+    assert caught.value.retryable is retryable
+
+
+@pytest.mark.parametrize("scripted_server", [(400, "RequestTimeout")], indirect=True)
+def test_s3_put_answered_400_request_timeout_is_retryable(scripted_server: str) -> None:
+    target = S3Store("bucket-a", region="us-east-1", endpoint_url=scripted_server, access_key_id="testing",
+                     secret_access_key="testing", **FAST)
+    with pytest.raises(StoreError) as caught:
+        target.put("k/file.avro", b"x")
+    assert caught.value.retryable is True
+
+
 # ------------------------------------------------------------------------------------------------- filesystem
 
 def test_filesystem_put_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -246,8 +315,8 @@ def test_s3_put_sets_content_type(s3_endpoint: str, s3_bucket: str, s3_client: A
 
 def test_s3_list_pages_past_one_thousand_keys(s3_endpoint: str, s3_bucket: str, s3_client: Any) -> None:
     keys = [f"many/{i:05d}" for i in range(1005)]
-    for key in keys:
-        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=b"")
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: s3_client.put_object(Bucket=s3_bucket, Key=key, Body=b""), keys))
     target = S3Store(s3_bucket, region="us-east-1", endpoint_url=s3_endpoint, access_key_id="testing",
                      secret_access_key="testing")
     assert target.list("many/") == keys

@@ -1,0 +1,247 @@
+"""Routing: event selection per connector, field transforms, and (connector, type, hour, shard) keys."""
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
+
+from pipeline.config import parse_config
+from transforms.route import CHUNK, REDACTED, RouteEvents, field_transform, hour_string
+
+T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
+HOUR = T0 // 3600
+EMAIL = "users.messages.email.Send"
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def connectors(*specs: dict[str, Any]):
+    docs = [{"type": "filesystem", "path": "/tmp/out", **spec} for spec in specs]
+    return parse_config({"connectors": docs}, environ={}).connectors
+
+
+def event(event_id: str = "ev-1", event_type: str = EMAIL, **fields: Any) -> dict[str, Any]:
+    return {"id": event_id, "event_type": event_type, "time": T0, **fields}
+
+
+def parsed(ev: dict[str, Any], only: str | None = None, size: int = 100, hour: int = HOUR) -> tuple:
+    return ev, hour, size, only
+
+
+class Routed:
+    """What a RouteEvents instance emitted over one bundle, per connector id."""
+
+    def __init__(self, fn: RouteEvents, elements: list[tuple], timestamp: Timestamp = Timestamp(T0)) -> None:
+        self.from_process: list[TaggedOutput] = []
+        self.from_finish: list[TaggedOutput] = []
+        fn.start_bundle()
+        for element in elements:
+            self.from_process.extend(fn.process(element, timestamp=timestamp))
+        self.from_finish.extend(fn.finish_bundle())
+        self.chunks: dict[str, list[tuple]] = defaultdict(list)  # id -> [(key, chunk)]
+        for out in self.from_process:
+            self.chunks[out.tag].append(out.value)
+        for out in self.from_finish:
+            assert isinstance(out.value, WindowedValue)
+            self.chunks[out.tag].append(out.value.value)
+
+    def events(self, connector_id: str) -> list[dict[str, Any]]:
+        return [ev for _, chunk in self.chunks.get(connector_id, []) for ev, _ in chunk]
+
+    def keys(self, connector_id: str) -> list[tuple]:
+        return [key for key, _ in self.chunks.get(connector_id, [])]
+
+
+def route(conns, elements: list[tuple], timestamp: Timestamp = Timestamp(T0)) -> Routed:
+    fn = RouteEvents(conns)
+    fn.setup()
+    return Routed(fn, elements, timestamp)
+
+
+# --- field_transform --------------------------------------------------------------------------------------------
+
+RULES = {"email_address": "hash", "phone_number": "remove"}
+
+
+def test_no_rules_means_no_transform() -> None:
+    assert field_transform({}) is None
+
+
+def test_hash_replaces_a_string_with_its_sha256_hex_of_the_utf8_value() -> None:
+    out = field_transform(RULES)(event(email_address="zoë@example.com"))
+    assert out["email_address"] == sha256("zoë@example.com")
+    assert out["email_address"] == hashlib.sha256("zoë@example.com".encode()).hexdigest()
+
+
+def test_remove_redacts_a_string() -> None:
+    out = field_transform(RULES)(event(phone_number="+15551234567"))
+    assert out["phone_number"] == REDACTED == "[REDACTED]"
+
+
+def test_transform_copies_and_leaves_the_input_unchanged() -> None:
+    original = event(email_address="a@example.com", phone_number="+1555")
+    snapshot = dict(original)
+    out = field_transform(RULES)(original)
+    assert out is not original
+    assert original == snapshot
+    assert {k: v for k, v in out.items() if k not in RULES} == {k: v for k, v in original.items() if k not in RULES}
+
+
+def test_event_without_the_fields_is_returned_as_the_same_object() -> None:
+    original = event(first_name="Ada")
+    assert field_transform(RULES)(original) is original
+
+
+def test_null_values_stay_null_without_a_copy() -> None:
+    original = event(email_address=None, phone_number=None)
+    out = field_transform(RULES)(original)
+    assert out is original
+    assert out["email_address"] is None and out["phone_number"] is None
+
+
+@pytest.mark.parametrize("value", [12345, 1.5, True, ["a@example.com"], {"v": "a@example.com"}])
+def test_non_string_values_under_a_rule_become_null(value: Any) -> None:
+    out = field_transform(RULES)(event(email_address=value, phone_number=value))
+    assert out["email_address"] is None
+    assert out["phone_number"] is None
+
+
+def test_fields_without_a_rule_are_untouched() -> None:
+    out = field_transform({"email_address": "hash"})(event(email_address="a@x", phone_number="+1"))
+    assert out["phone_number"] == "+1"
+
+
+# --- hour_string ------------------------------------------------------------------------------------------------
+
+def test_hour_string_is_utc_year_month_day_hour() -> None:
+    assert hour_string(HOUR) == "2023-11-14-22"
+    assert hour_string(0) == "1970-01-01-00"
+
+
+# --- RouteEvents ------------------------------------------------------------------------------------------------
+
+def test_key_is_connector_type_hour_and_shard() -> None:
+    routed = route(connectors({"id": "lake"}), [parsed(event())])
+    assert routed.keys("lake") == [("lake", EMAIL, "2023-11-14-22", 0)]
+
+
+def test_chunk_items_are_event_and_size_pairs() -> None:
+    ev = event()
+    routed = route(connectors({"id": "lake"}), [parsed(ev, size=321)])
+    [(_, chunk)] = routed.chunks["lake"]
+    assert chunk == [(ev, 321)]
+
+
+def test_finish_bundle_output_is_windowed_at_the_first_events_timestamp() -> None:
+    fn = RouteEvents(connectors({"id": "lake"}))
+    fn.setup()
+    fn.start_bundle()
+    list(fn.process(parsed(event("a")), timestamp=Timestamp(T0 + 1)))
+    list(fn.process(parsed(event("b")), timestamp=Timestamp(T0 + 9)))
+    [out] = list(fn.finish_bundle())
+    assert out.tag == "lake"
+    assert out.value.timestamp == Timestamp(T0 + 1)
+    key, chunk = out.value.value
+    assert [ev["id"] for ev, _ in chunk] == ["a", "b"]
+
+
+def test_two_connectors_see_the_same_event_through_their_own_transforms() -> None:
+    conns = connectors({"id": "hashed", "field_transforms": {"email_address": "hash"}},
+                       {"id": "redacted", "field_transforms": {"email_address": "remove"}},
+                       {"id": "raw"})
+    ev = event(email_address="a@example.com")
+    routed = route(conns, [parsed(ev)])
+    assert routed.events("hashed")[0]["email_address"] == sha256("a@example.com")
+    assert routed.events("redacted")[0]["email_address"] == REDACTED
+    assert routed.events("raw")[0]["email_address"] == "a@example.com"
+    assert ev["email_address"] == "a@example.com"
+
+
+def test_only_selecting_connectors_receive_the_event() -> None:
+    conns = connectors({"id": "email", "events": ["users.messages.email.*"]},
+                       {"id": "purchases", "events": ["users.behaviors.Purchase"]},
+                       {"id": "all"})
+    routed = route(conns, [parsed(event("e1", EMAIL)), parsed(event("p1", "users.behaviors.Purchase")),
+                           parsed(event("c1", "users.behaviors.CustomEvent"))])
+    assert [e["id"] for e in routed.events("email")] == ["e1"]
+    assert [e["id"] for e in routed.events("purchases")] == ["p1"]
+    assert sorted(e["id"] for e in routed.events("all")) == ["c1", "e1", "p1"]
+
+
+def test_event_no_connector_selects_goes_nowhere() -> None:
+    routed = route(connectors({"id": "email", "events": ["users.messages.email.*"]}),
+                   [parsed(event(event_type="users.behaviors.CustomEvent"))])
+    assert routed.from_process == [] and routed.from_finish == []
+
+
+def test_only_connector_restricts_the_event_to_that_connector() -> None:
+    conns = connectors({"id": "a"}, {"id": "b"}, {"id": "c"})
+    routed = route(conns, [parsed(event("replayed"), only="b"), parsed(event("live"))])
+    assert [e["id"] for e in routed.events("a")] == ["live"]
+    assert sorted(e["id"] for e in routed.events("b")) == ["live", "replayed"]
+    assert [e["id"] for e in routed.events("c")] == ["live"]
+
+
+def test_only_connector_still_needs_that_connector_to_select_the_type() -> None:
+    conns = connectors({"id": "email", "events": ["users.messages.email.*"]}, {"id": "all"})
+    routed = route(conns, [parsed(event(event_type="users.behaviors.Purchase"), only="email")])
+    assert routed.events("email") == [] and routed.events("all") == []
+
+
+def test_events_are_grouped_per_type_and_hour() -> None:
+    routed = route(connectors({"id": "lake"}), [
+        parsed(event("a", EMAIL)), parsed(event("b", "users.behaviors.Purchase")),
+        parsed(event("c", EMAIL), hour=HOUR + 1), parsed(event("d", EMAIL))])
+    by_key = {key: [ev["id"] for ev, _ in chunk] for key, chunk in routed.chunks["lake"]}
+    assert by_key == {
+        ("lake", EMAIL, "2023-11-14-22", 0): ["a", "d"],
+        ("lake", "users.behaviors.Purchase", "2023-11-14-22", 0): ["b"],
+        ("lake", EMAIL, "2023-11-14-23", 0): ["c"],
+    }
+
+
+def test_a_full_chunk_leaves_from_process_without_waiting_for_the_bundle_end() -> None:
+    routed = route(connectors({"id": "lake"}), [parsed(event(f"e{i}")) for i in range(CHUNK + 3)])
+    assert len(routed.from_process) == 1
+    assert len(routed.from_process[0].value[1]) == CHUNK
+    assert len(routed.from_finish) == 1
+    assert len(routed.from_finish[0].value.value[1]) == 3
+    assert [e["id"] for e in routed.events("lake")] == [f"e{i}" for i in range(CHUNK + 3)]
+
+
+def test_shards_spread_events_by_crc32_of_the_id() -> None:
+    ids = [f"event-{i}" for i in range(200)]
+    routed = route(connectors({"id": "lake", "shards": 4}), [parsed(event(i)) for i in ids])
+    shard_of = {ev["id"]: key[3] for key, chunk in routed.chunks["lake"] for ev, _ in chunk}
+    assert shard_of == {i: zlib.crc32(i.encode("utf-8")) % 4 for i in ids}
+    assert set(shard_of.values()) == {0, 1, 2, 3}
+
+
+def test_sharding_is_deterministic_across_router_instances() -> None:
+    conns = connectors({"id": "lake", "shards": 8})
+    elements = [parsed(event(f"id-{i}")) for i in range(50)]
+    first = route(conns, elements).keys("lake")
+    second = route(conns, elements).keys("lake")
+    assert sorted(first) == sorted(second)
+
+
+def test_single_shard_connector_always_uses_shard_zero() -> None:
+    routed = route(connectors({"id": "lake"}), [parsed(event(f"e{i}")) for i in range(20)])
+    assert {key[3] for key in routed.keys("lake")} == {0}
+
+
+def test_each_bundle_starts_empty() -> None:
+    fn = RouteEvents(connectors({"id": "lake"}))
+    fn.setup()
+    first = Routed(fn, [parsed(event("a"))])
+    second = Routed(fn, [parsed(event("b"))])
+    assert [e["id"] for e in first.events("lake")] == ["a"]
+    assert [e["id"] for e in second.events("lake")] == ["b"]
