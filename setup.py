@@ -39,5 +39,4 @@ setup(
         ],
         "bench": ["pyinstrument>=4.6", "psutil>=5.9"],
     },
-    entry_points={"console_scripts": ["currents=pipeline.cli:main"]},
 )

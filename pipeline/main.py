@@ -115,6 +115,7 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam's INFO chatter would bury the summary
     try:
         run(argv)
     except LaunchError as exc:

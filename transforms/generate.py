@@ -201,7 +201,7 @@ def _user_phone(c: _Ctx) -> str:
 
 
 def _business_phone(c: _Ctx) -> str:
-    return f"+1555900{c.pick(_APP, N_APPS):04d}"
+    return f"+1555900{_app(c):04d}"
 
 
 def _device_id(c: _Ctx) -> str:
@@ -212,12 +212,12 @@ def _device(c: _Ctx) -> tuple[str, str, str, str]:
     return _DEVICES[c.pick(_DEVICE, len(_DEVICES))]
 
 
-def _app_id(c: _Ctx) -> str:
-    return _pool("app", N_APPS)[c.pick(_APP, N_APPS)]
+def _app(c: _Ctx) -> int:
+    return c.pick(_APP, N_APPS)
 
 
-def _app_group_id(c: _Ctx) -> str:
-    return _pool("app_group", N_APPS // 2)[c.pick(_APP, N_APPS) // 2]
+def _workspace(c: _Ctx) -> int:
+    return _app(c) // 2
 
 
 def _campaign(c: _Ctx) -> int:
@@ -252,7 +252,8 @@ def _step_name(c: _Ctx) -> str:
 
 
 def _entity(kind: str, key: Callable[[_Ctx], int], size: int, hex24: bool = False) -> Gen:
-    return lambda c: _pool(kind, size, hex24)[key(c)]
+    ids = _pool(kind, size, hex24)
+    return lambda c: ids[key(c)]
 
 
 def _campaign_variation(c: _Ctx) -> int:
@@ -374,8 +375,8 @@ def _named() -> dict[tuple[str, str], Gen]:
     put(s, lambda c: _device(c)[1], "os_version")
     put(s, lambda c: _device(c)[2], "device_model")
     put(s, lambda c: _device(c)[3], "ad_id_type")
-    put(s, _app_id, "app_id")
-    put(s, _app_group_id, "app_group_id", "app_group_api_id")
+    put(s, _entity("app", _app, N_APPS), "app_id")
+    put(s, _entity("app_group", _workspace, N_APPS // 2), "app_group_id", "app_group_api_id")
     put(s, _hex(96), "dispatch_id", "send_id", "orphaned_by_id", "catalog_id")
     put(s, _entity("campaign", _campaign, N_CAMPAIGNS), "campaign_id")
     put(s, _campaign_name, "campaign_name")
@@ -396,7 +397,7 @@ def _named() -> dict[tuple[str, str], Gen]:
         "content_optimizer_step_id")
     put(s, _entity("experiment_split", _canvas_variation, N_CANVASES * N_VARIANTS), "experiment_split_id")
     put(s, lambda c: f"Path {'ABC'[_variant(c)]}", "experiment_split_name")
-    put(s, _entity("subscription_group", lambda c: c.pick(_APP, N_APPS), N_APPS), "subscription_group_id")
+    put(s, _entity("subscription_group", _app, N_APPS), "subscription_group_id")
     put(s, _entity("card", _campaign_variation, N_CAMPAIGNS * N_VARIANTS), "card_id", "content_card_id")
     put(s, _choice("homepage_top", "checkout_banner", "profile_footer"), "banner_placement_id")
     put(s, _choice(*_TIMEZONES), "timezone")
@@ -418,7 +419,7 @@ def _named() -> dict[tuple[str, str], Gen]:
     put(s, lambda c: f"sku-{c.rng.randrange(10_000):04d}", "product_id")
     put(s, _choice("USD", "EUR", "GBP", "JPY", "CAD", "BRL"), "currency")
     put(s, _choice("Organic", "Facebook Ads", "Google Ads", "TikTok Ads", "Apple Search Ads"), "source")
-    put(s, _entity("agent", lambda c: c.pick(_APP, N_APPS), N_APPS), "agent_id")
+    put(s, _entity("agent", _app, N_APPS), "agent_id")
     put(s, _choice("Support Triage Agent", "Product Recommender", "Copy Assistant"), "agent_name")
     put(s, _choice("openai", "anthropic", "google"), "model_provider")
     put(s, _choice("gpt-4o-mini", "claude-sonnet-4", "gemini-2.0-flash"), "model_name")
@@ -461,8 +462,8 @@ def _named() -> dict[tuple[str, str], Gen]:
     put(s, _choice("button-1", "button-2"), "button_id")
     put(s, _choice("uri", "deep_link", "none", "close"), "button_action_type")
     put(s, lambda c: "U%032x" % c.rng.getrandbits(128), "native_line_id")
-    put(s, lambda c: f"16{55_000_000 + c.pick(_APP, N_APPS) // 2:08d}", "line_channel_id")
-    put(s, lambda c: f"Acme LINE {c.pick(_APP, N_APPS) // 2 + 1}", "line_channel_name")
+    put(s, lambda c: f"16{55_000_000 + _workspace(c):08d}", "line_channel_id")
+    put(s, lambda c: f"Acme LINE {_workspace(c) + 1}", "line_channel_name")
     put(s, _digits(15), "media_id", "flow_id")
     put(s, _hex(96, "wamid."), "message_id", "in_reply_to")
     put(s, _choice("order_confirmation", "shipping_update", "appointment_reminder"), "template_name")
@@ -479,7 +480,7 @@ def _named() -> dict[tuple[str, str], Gen]:
     put(s, _choice("30007", "30003", "21610", "131026"), "provider_error_code")
     put(s, _choice("Message filtered", "Unreachable destination", "Message undeliverable"), "provider_error_title")
     put(s, _choice("hooks.example.com", "api.example.net"), "host")
-    put(s, lambda c: f"https://hooks.example.com/braze/{c.pick(_APP, N_APPS)}", "endpoint_url")
+    put(s, lambda c: f"https://hooks.example.com/braze/{_app(c)}", "endpoint_url")
     put(s, _choice("/braze/events", "/v1/hooks"), "url_path")
     put(s, _choice("http_response", "timeout", "connection_error"), "webhook_failure_source")
     put(s, _choice("sdk", "rest_api", "csv_import", "dashboard"), "update_source")
