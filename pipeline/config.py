@@ -12,8 +12,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from functools import cached_property
-from typing import Annotated, Any, Literal, Optional, Union
+from functools import cached_property, lru_cache
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 import orjson
 import yaml
@@ -130,7 +130,14 @@ class StorageConnector(ConnectorBase):
 
 class FilesystemConnector(StorageConnector):
     type: Literal["filesystem"]
-    path: str = Field(min_length=1, description="local folder (or any Beam filesystem path) to write under")
+    path: str = Field(min_length=1, description="a local folder; object stores have their own connector types")
+
+    @field_validator("path")
+    @classmethod
+    def _local(cls, value: str) -> str:
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) and not value.startswith("file://"):
+            raise ValueError(f"{value!r} is not a local folder; use an s3, gcs or azure_blob connector")
+        return value
 
     @property
     def connection_type(self) -> str:
@@ -285,35 +292,57 @@ def _explain(exc: ValidationError, raw: Any) -> str:
     return "invalid connector config:\n  " + "\n  ".join(lines)
 
 
-def _substitute_env(model: _Model, where: str, environ: dict[str, str]) -> _Model:
-    """Replace `${ENV}` in every non-secret string field, failing with the connector and field named."""
-    updates: dict[str, Any] = {}
-    for name, info in type(model).model_fields.items():
-        value = getattr(model, name)
-        if any(isinstance(m, _SecretMarker) for m in info.metadata):
-            continue
-        if isinstance(value, _Model):
-            new = _substitute_env(value, f"{where}.{name}", environ)
-            if new is not value:
-                updates[name] = new
-        elif isinstance(value, str) and "${" in value:
-            def lookup(match: re.Match[str], field: str = name) -> str:
-                if match.group(1) not in environ:
-                    raise ConfigError(f"{where}: field '{field}': environment variable {match.group(1)} is not set")
-                return environ[match.group(1)]
-            updates[name] = _ENV_REF.sub(lookup, value)
-    if not updates:
-        return model
-    data = model.model_dump()
-    data.update({k: v.model_dump() if isinstance(v, _Model) else v for k, v in updates.items()})
-    try:
-        return type(model).model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{where}: after ${{ENV}} substitution: {exc.errors()[0]['msg']}") from exc
+def _is_secret(info: Any) -> bool:
+    """A field typed `Secret` or `Optional[Secret]`."""
+    if any(isinstance(m, _SecretMarker) for m in info.metadata):
+        return True
+    return any(get_origin(arg) is Annotated and any(isinstance(m, _SecretMarker) for m in get_args(arg)[1:])
+               for arg in get_args(info.annotation))
+
+
+def _nested_models(info: Any) -> list[type[BaseModel]]:
+    args = get_args(info.annotation) or (info.annotation,)
+    return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+@lru_cache(maxsize=1)
+def secret_field_names() -> frozenset[str]:
+    """Names of every secret field of every connector type (and their nested credential models)."""
+    names: set[str] = set()
+    todo: list[type[BaseModel]] = list(get_args(get_args(Connector)[0]))
+    while todo:
+        model = todo.pop()
+        for name, info in model.model_fields.items():
+            if _is_secret(info):
+                names.add(name)
+            todo += _nested_models(info)
+    return frozenset(names)
+
+
+def _substitute_env(value: Any, where: str, field: str, environ: dict[str, str]) -> Any:
+    """Replace `${ENV}` in every non-secret string of a raw connector, before validation (so patterns see the
+    substituted value); secret fields keep their references for the workers."""
+    if isinstance(value, dict):
+        return {k: v if k in secret_field_names() else
+                _substitute_env(v, where, f"{field}.{k}" if field else str(k), environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, where, field, environ) for v in value]
+    if isinstance(value, str) and "${" in value:
+        def lookup(match: re.Match[str]) -> str:
+            if match.group(1) not in environ:
+                raise ConfigError(f"{where}: field '{field}': environment variable {match.group(1)} is not set")
+            return environ[match.group(1)]
+        return _ENV_REF.sub(lookup, value)
+    return value
 
 
 def parse_config(data: Any, environ: Optional[dict[str, str]] = None) -> CurrentsConfig:
     """Validate a parsed config document; raises ConfigError with one line per problem."""
+    environ = dict(os.environ) if environ is None else environ
+    if isinstance(data, dict) and isinstance(data.get("connectors"), list):
+        data = {**data, "connectors": [
+            _substitute_env(c, _connector_name(data, i), "", environ) if isinstance(c, dict) else c
+            for i, c in enumerate(data["connectors"])]}
     try:
         config = _ADAPTER.validate_python(data)
     except ValidationError as exc:
@@ -324,9 +353,7 @@ def parse_config(data: Any, environ: Optional[dict[str, str]] = None) -> Current
             raise ConfigError(f"connector {c.id!r} (connectors[{index}]): field 'id': duplicate id "
                               f"(also connectors[{seen[c.id]}])")
         seen[c.id] = index
-    environ = dict(os.environ) if environ is None else environ
-    connectors = [_substitute_env(c, _connector_name(data, i), environ) for i, c in enumerate(config.connectors)]
-    return CurrentsConfig(connectors=connectors)
+    return config
 
 
 def load_config(source: str, environ: Optional[dict[str, str]] = None) -> CurrentsConfig:
@@ -343,7 +370,7 @@ def dumps_public(connector: ConnectorBase) -> bytes:
         out: dict[str, Any] = {}
         for name, info in type(model).model_fields.items():
             value = getattr(model, name)
-            if value is not None and any(isinstance(m, _SecretMarker) for m in info.metadata):
+            if value is not None and _is_secret(info):
                 out[name] = "***"
             elif isinstance(value, _Model):
                 out[name] = mask(value)

@@ -61,7 +61,7 @@ def _generate(args: str) -> GenerateSource:
             raise ValueError(f"--source=generate: {name} must be a number, got {raw!r}") from None
     if "count" not in values or values["count"] < 0:
         raise ValueError("--source=generate: count=N (N >= 0) is required")
-    if "rate" in values and values["rate"] <= 0:
+    if "rate" in values and not 0 < values["rate"] < float("inf"):
         raise ValueError("--source=generate: rate must be > 0 events per second")
     if values.get("invalid", 0) < 0 or values.get("oversize", 0) < 0:
         raise ValueError("--source=generate: invalid and oversize must be >= 0")

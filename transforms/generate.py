@@ -626,7 +626,7 @@ def _bad_plan(count: int, seed: int, invalid: int, oversize: int) -> dict[int, s
     """Line index -> 'oversize' or an INVALID_KINDS entry. Shared cached dict: do not mutate.
 
     Bad line j falls at a seeded offset inside the j-th of (invalid + oversize) equal strides of the corpus, so bad
-    lines are spread over the whole corpus, never adjacent by construction, and computable without generating it.
+    lines are spread over the whole corpus (one per stride) and computable without generating it.
     Oversize strides are spread among the invalid ones the same way; invalid lines rotate through INVALID_KINDS.
     """
     _check_counts(count, invalid, oversize)

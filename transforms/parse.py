@@ -24,7 +24,7 @@ ATTR_CONNECTOR = "currents_connector"  # routes a record to that connector only 
 # Event types become object-key segments: keep them to the characters real types use, so no input can write
 # outside its folder.
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-_INT32 = (-(2 ** 31), 2 ** 31 - 1)
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it a time cannot name a date= hour
 
 Parsed = tuple[dict[str, Any], int, int, Optional[str]]  # (event, hour index, size, only this connector)
 
@@ -50,8 +50,8 @@ def parse_event(data: bytes, attributes: Optional[dict[str, str]] = None) -> dic
     if not isinstance(event_type, str) or not EVENT_TYPE.match(event_type):
         raise InvalidRecord("'event_type' must be a string of letters, digits, '.', '_' or '-'")
     event_time = event.get("time")
-    if not isinstance(event_time, int) or isinstance(event_time, bool):
-        raise InvalidRecord("'time' must be an integer (UNIX seconds)")
+    if not isinstance(event_time, int) or isinstance(event_time, bool) or not 0 <= event_time <= MAX_TIME:
+        raise InvalidRecord("'time' must be an integer number of UNIX seconds (0 to 253402300799)")
     return event
 
 

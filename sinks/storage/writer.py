@@ -47,7 +47,7 @@ class _Plan:
 
 class WriteFiles(beam.DoFn):
     def __init__(self, connector: StorageConnector, run_token: int, backoff: Backoff = Backoff(),
-                 store_factory: Optional[Callable[[StorageConnector, Callable[[str], str]], ObjectStore]] = None) -> None:
+                 store_factory: Optional[Callable[..., ObjectStore]] = None) -> None:
         self._connector = connector
         self._run_token = run_token
         self._backoff = backoff
@@ -60,7 +60,8 @@ class WriteFiles(beam.DoFn):
         self._store: Optional[ObjectStore] = None
         self._store_error: Optional[str] = None
         try:
-            self._store = self._store_factory(c, SecretResolver())
+            # One retry policy, ours (`backoff`): the client libraries' own retries are turned off.
+            self._store = self._store_factory(c, SecretResolver(), max_attempts=1)
         except (SecretError, StoreError, ValueError) as exc:  # every batch becomes a dead letter saying why
             self._store_error = f"connector {c.id}: cannot open store: {exc}"
             _LOG.error(self._store_error)

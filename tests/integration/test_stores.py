@@ -244,10 +244,9 @@ def test_open_store_builds_filesystem_store_at_connector_path(tmp_path: Path) ->
     assert (tmp_path / "x" / "y.avro").read_bytes() == b"data"
 
 
-def test_open_store_rejects_filesystem_path_with_a_scheme() -> None:
-    connector = FilesystemConnector(id="local", type="filesystem", path="gs://bucket/folder")
+def test_a_filesystem_connector_with_an_object_store_path_is_rejected_at_launch() -> None:
     with pytest.raises(ValueError, match="not a local folder"):
-        open_store(connector, lambda s: s)
+        FilesystemConnector(id="local", type="filesystem", path="gs://bucket/folder")
 
 
 # --------------------------------------------------------------------------------------------------------- S3

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sinks.storage.formats import Avro, JsonLines, Parquet, arrow_schema, file_format
+from sinks.storage.formats import Avro, JsonLines, Parquet, arrow_schema, check_codec, file_format
 
 SCHEMA: dict[str, Any] = {
     "type": "record", "name": "Send", "namespace": "dataexport.S3.inner.users.messages.email", "schema_id": 3,
@@ -118,3 +118,20 @@ def test_file_format_by_name(name: str, cls: type, extension: str) -> None:
 def test_unknown_format_name_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown format 'csv'"):
         file_format("csv", "null")
+
+
+# --- launch-time codec check ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("codec", ["null", "deflate", "snappy", "zstandard"])
+def test_every_configurable_avro_codec_is_usable_here(codec: str) -> None:
+    check_codec("avro", codec)
+
+
+def test_unusable_avro_codec_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="codec 'lz4-nope' is not usable"):
+        check_codec("avro", "lz4-nope")
+
+
+def test_codec_check_ignores_non_avro_formats() -> None:
+    check_codec("parquet", "zstandard")
+    check_codec("jsonl", "null")

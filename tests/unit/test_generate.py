@@ -1,6 +1,7 @@
 """The synthetic event generator: deterministic, schema-valid, with bad lines exactly where it says."""
 from __future__ import annotations
 
+import itertools
 import re
 import time
 import uuid
@@ -18,8 +19,16 @@ from apache_beam.testing.util import assert_that, equal_to
 from fastavro.validation import validate
 
 from sinks.storage.schemas import known_event_types, load_schema
-from transforms.generate import (BASE_TIME, INVALID_KINDS, MAX_EVENT_BYTES, GenerateRecords, bad_line_kinds,
-                                 generate_event, generate_lines, main)
+from transforms.generate import (
+    BASE_TIME,
+    INVALID_KINDS,
+    MAX_EVENT_BYTES,
+    GenerateRecords,
+    bad_line_kinds,
+    generate_event,
+    generate_lines,
+    main,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_PATH = REPO_ROOT.parent / "shared" / "reference" / "event-catalog.md"
@@ -208,7 +217,7 @@ def test_bad_lines_are_spread_over_the_corpus() -> None:
     stride = count // total
     assert len(positions) == total
     assert positions[0] < stride and positions[-1] >= count - stride
-    assert all(b - a < 2 * stride for a, b in zip(positions, positions[1:]))
+    assert all(b - a < 2 * stride for a, b in itertools.pairwise(positions))
 
 
 def test_bad_line_kinds_depend_on_the_seed() -> None:
