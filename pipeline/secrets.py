@@ -50,6 +50,8 @@ class SecretResolver:
                 raise
             except Exception as exc:  # missing, denied, network: one clear error, the secret's name only
                 raise SecretError(f"cannot read {GCP_PREFIX}{name}: {type(exc).__name__}: {exc}") from None
+        if re.match(r"^secrets?:", ref):  # a typo must not become the password
+            raise SecretError(f"unknown secret reference kind in {ref.split('/')[0]!r}: expected {GCP_PREFIX}...")
         return _ENV_ANY.sub(lambda m: self._env(m.group(1)), ref)
 
     def _gcp(self, name: str) -> bytes:

@@ -88,6 +88,9 @@ def parse_source(spec: Optional[str]) -> SourceSpec:
         return DeadLetterSource(rest)
     if kind == "generate":
         return _generate(rest)
+    if kind in ("pubsub", "kafka"):
+        raise ValueError(f"--source={spec!r}: {kind} sources are not available in this version yet; "
+                         "use file:, generate: or deadletter:")
     raise ValueError(f"--source={spec!r}: unknown kind {kind!r}; expected file, generate or deadletter")
 
 

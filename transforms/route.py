@@ -99,7 +99,8 @@ class RouteEvents(beam.DoFn):
             if only is not None and only != cid:
                 continue
             transform = self._transforms[cid]
-            routed = transform(event) if transform else event
+            # A replayed dead letter (only is set) already went through this connector's transforms.
+            routed = transform(event) if transform and only is None else event
             shards = self._shards[cid]
             shard = zlib.crc32(event["id"].encode("utf-8")) % shards if shards > 1 else 0
             key = (cid, event_type, hour_str, shard)

@@ -36,10 +36,21 @@ def _string(v: Any) -> Any:
     raise ProjectionError(f"expected a string, got {type(v).__name__}")
 
 
-def _float(v: Any) -> Any:
-    if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)):
-        return float(v)
-    raise ProjectionError(f"expected a number, got {type(v).__name__}")
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _float(bits: int) -> Check:
+    """A number; for 32-bit floats also in range, since fastavro and pyarrow would write inf without a word."""
+
+    def check(v: Any) -> Any:
+        if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)):
+            value = float(v)
+            if bits == 32 and abs(value) > _FLOAT32_MAX:
+                raise ProjectionError(f"expected a 32-bit float, got {v!r:.60} (out of range)")
+            return value
+        raise ProjectionError(f"expected a number, got {type(v).__name__}")
+
+    return check
 
 
 def _boolean(v: Any) -> Any:
@@ -48,8 +59,8 @@ def _boolean(v: Any) -> Any:
     raise ProjectionError(f"expected a boolean, got {type(v).__name__}")
 
 
-_PRIMITIVES: dict[str, Check] = {"string": _string, "int": _int(32), "long": _int(64), "float": _float,
-                                 "double": _float, "boolean": _boolean}
+_PRIMITIVES: dict[str, Check] = {"string": _string, "int": _int(32), "long": _int(64), "float": _float(32),
+                                 "double": _float(64), "boolean": _boolean}
 
 
 def _nullable(check: Check) -> Check:

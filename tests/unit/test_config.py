@@ -156,15 +156,23 @@ def test_env_in_non_secret_field_is_substituted_at_load() -> None:
     assert connector.prefix == "growth/currents"
 
 
+def test_unset_env_in_a_patterned_field_names_the_field() -> None:
+    message = config_error(s3(bucket="${BUCKET}"), environ={})
+    assert "connector 'warehouse' (connectors[0]): field 'bucket'" in message
+    assert "BUCKET is not set" in message
+
+
+def test_env_value_that_breaks_the_pattern_is_rejected_naming_the_field() -> None:
+    message = config_error(s3(bucket="${BUCKET}"), environ={"BUCKET": "Not A Bucket"})
+    assert "connector 'warehouse' (connectors[0]): field 'bucket'" in message
+
+
 def test_env_in_filesystem_path_is_substituted_at_load() -> None:
     connector = one({"id": "local", "type": "filesystem", "path": "${OUT}/exports"}, environ={"OUT": "/data"})
     assert isinstance(connector, FilesystemConnector)
     assert connector.path == "/data/exports"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: fields with a pattern (bucket, container, cluster, zone, endpoint_url, "
-                                       "account_url) are validated before ${ENV} is substituted, so `${BUCKET}` "
-                                       "fails the pattern check")
 def test_env_in_patterned_field_is_substituted_before_the_pattern_check() -> None:
     connector = one(s3(bucket="${BUCKET}", endpoint_url="${S3_ENDPOINT}"),
                     environ={"BUCKET": "my-bucket", "S3_ENDPOINT": "http://127.0.0.1:9000"})
@@ -190,8 +198,6 @@ def test_gcs_service_account_secret_keeps_its_reference() -> None:
     assert connector.credentials.service_account_json == "${SA_JSON}"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Optional[Secret] fields lose the _SecretMarker (it is nested inside "
-                                       "Optional), so their ${ENV} is resolved at launch like a plain field")
 @pytest.mark.parametrize("connector", [
     s3(credentials={"access_key_id": "a", "secret_access_key": "b", "session_token": "${AWS_SESSION_TOKEN}"}),
     {"id": "az", "type": "azure_blob", "container": "exports", "connection_string": "${AZ_CONN}"},
@@ -199,9 +205,10 @@ def test_gcs_service_account_secret_keeps_its_reference() -> None:
     {"id": "az", "type": "azure_blob", "container": "exports", "account_name": "acct", "sas_token": "${AZ_SAS}"},
 ], ids=["s3.session_token", "azure.connection_string", "azure.account_key", "azure.sas_token"])
 def test_optional_secret_fields_keep_env_references_unresolved_after_load(connector: dict[str, Any]) -> None:
-    loaded = one(connector, environ={})
+    loaded = one(connector, environ={})  # unset at launch: only the worker resolves it
     dumped = orjson.dumps(loaded.model_dump()).decode()
-    assert "${" in dumped
+    reference = next(v for v in orjson.dumps(connector).decode().split('"') if v.startswith("${"))
+    assert reference in dumped
 
 
 def test_dumps_public_masks_secret_fields() -> None:
@@ -214,8 +221,6 @@ def test_dumps_public_masks_secret_fields() -> None:
     assert b"AKIAREALKEY" not in dumps_public(connector)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Optional[Secret] fields are not recognised as secrets, so "
-                                       "dumps_public prints them in clear")
 def test_dumps_public_masks_optional_secret_fields() -> None:
     connector = one({"id": "az", "type": "azure_blob", "container": "exports",
                      "connection_string": "AccountName=a;AccountKey=TOPSECRET", "sas_token": "sv=TOPSECRET"})
@@ -354,3 +359,21 @@ def test_omitted_events_selects_every_type() -> None:
     connector = one(s3())
     assert connector.selects("users.messages.email.Send")
     assert connector.selects("anything.at.All")
+
+
+# --- filesystem connector ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["s3://bucket/out", "gs://bucket/out", "azfs://acct/container/out"])
+def test_filesystem_path_must_be_a_local_folder(path: str) -> None:
+    message = config_error({"id": "local", "type": "filesystem", "path": path})
+    assert "connector 'local' (connectors[0]): field 'path'" in message
+    assert "not a local folder" in message
+
+
+@pytest.mark.parametrize("path", ["/tmp/out", "out/relative", "file:///tmp/out"])
+def test_filesystem_path_accepts_local_folders(path: str) -> None:
+    assert one({"id": "local", "type": "filesystem", "path": path}).path == path
+
+
+def test_filesystem_path_must_not_be_empty() -> None:
+    assert "field 'path'" in config_error({"id": "local", "type": "filesystem", "path": ""})

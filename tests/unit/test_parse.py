@@ -9,7 +9,7 @@ import pytest
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
-from transforms.parse import ATTR_CONNECTOR, DEAD, InvalidRecord, ParseEvents, parse_event
+from transforms.parse import ATTR_CONNECTOR, DEAD, MAX_TIME, InvalidRecord, ParseEvents, parse_event
 
 HOUR = 3600
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -89,11 +89,19 @@ def test_event_type_must_be_a_safe_name(event_type: Any) -> None:
         parse_event(record(event_type=event_type))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: any 64-bit `time` is accepted; in --event_time=field mode a huge "
-                                       "value crashes route's hour_string (OSError from time.gmtime)")
-def test_time_out_of_the_32_bit_range_is_invalid() -> None:
+@pytest.mark.parametrize("value", [-1, MAX_TIME + 1, 10 ** 18, -(10 ** 18)])
+def test_time_outside_year_0_to_9999_unix_seconds_is_invalid(value: int) -> None:
     with pytest.raises(InvalidRecord, match="'time'"):
-        parse_event(record(time=10 ** 18))
+        parse_event(record(time=value))
+
+
+@pytest.mark.parametrize("value", [0, MAX_TIME])
+def test_time_at_the_ends_of_the_range_is_accepted(value: int) -> None:
+    assert parse_event(record(time=value))["time"] == value
+
+
+def test_max_time_is_the_last_second_of_year_9999() -> None:
+    assert time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(MAX_TIME)) == "9999-12-31T23:59:59"
 
 
 # --- ParseEvents DoFn -------------------------------------------------------------------------------------------
@@ -183,8 +191,6 @@ def test_event_type_attribute_fills_a_missing_event_type() -> None:
     assert only is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a `time` far outside UNIX-seconds range passes parse, and in field "
-                                       "mode its hour crashes RouteEvents (time.gmtime OSError) -> failed bundle")
 def test_field_mode_event_with_time_out_of_range_is_an_invalid_dead_letter() -> None:
     [letter] = dead(run(ParseEvents(921_600, "field"), record(time=10 ** 18)))
     assert letter["reason"] == "invalid"

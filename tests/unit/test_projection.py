@@ -126,6 +126,19 @@ def test_int_is_accepted_for_a_floating_field_as_a_float(field: str) -> None:
     assert value == 3.0 and isinstance(value, float)
 
 
+def test_float32_maximum_is_accepted_for_a_float_field() -> None:
+    assert project(price=3.4e38)["price"] == 3.4e38
+
+
+@pytest.mark.parametrize("value", [1e39, -1e300, 10 ** 40])
+def test_number_beyond_float32_range_is_a_projection_error_for_a_float_field(value: float) -> None:
+    assert error(price=value).startswith("field 'price': expected")
+
+
+def test_double_field_accepts_numbers_beyond_float32_range() -> None:
+    assert project(score=1e300)["score"] == 1e300
+
+
 def test_empty_array_is_kept() -> None:
     assert project(tags=[], counts=[])["tags"] == []
 

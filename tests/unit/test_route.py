@@ -196,6 +196,13 @@ def test_only_connector_still_needs_that_connector_to_select_the_type() -> None:
     assert routed.events("email") == [] and routed.events("all") == []
 
 
+def test_replayed_event_for_its_connector_is_not_transformed_again() -> None:
+    conns = connectors({"id": "hashed", "field_transforms": {"email_address": "hash"}})
+    already_hashed = event(email_address=sha256("a@example.com"))  # the payload of its write_failed dead letter
+    routed = route(conns, [parsed(already_hashed, only="hashed")])
+    assert routed.events("hashed")[0]["email_address"] == sha256("a@example.com")
+
+
 def test_events_are_grouped_per_type_and_hour() -> None:
     routed = route(connectors({"id": "lake"}), [
         parsed(event("a", EMAIL)), parsed(event("b", "users.behaviors.Purchase")),

@@ -118,3 +118,10 @@ def test_malformed_gcp_reference_is_a_secret_error_without_calling_gcp(ref: str)
     with pytest.raises(SecretError, match="bad secret reference"):
         SecretResolver(environ={}, gcp_access=fake)(ref)
     assert fake.calls == []
+
+
+def test_a_misspelt_secret_reference_kind_is_an_error_not_a_literal() -> None:
+    from pipeline.secrets import SecretError, SecretResolver
+
+    with pytest.raises(SecretError, match="unknown secret reference kind"):
+        SecretResolver(environ={})("secrets:gcp:projects/p/secrets/s")

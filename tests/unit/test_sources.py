@@ -77,8 +77,6 @@ def test_bad_source_is_rejected_naming_the_option(spec, detail: str) -> None:
     assert detail in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: float('nan') and float('inf') pass `rate <= 0`; the graph then "
-                                       "fails in _GenerateAtRate (int(round(rate))) with no mention of --source")
 @pytest.mark.parametrize("rate", ["nan", "inf"])
 def test_generate_rate_must_be_finite(rate: str) -> None:
     with pytest.raises(ValueError, match="--source"):
