@@ -18,7 +18,7 @@ from pipeline.config import ConfigError, StorageConnector, load_config
 from pipeline.graph import JobSpec, build_pipeline
 from pipeline.metrics import collect, summary_lines
 from pipeline.options import EVENT_TIME_MODES, CurrentsOptions
-from pipeline.sources import parse_source
+from pipeline.sources import DeadLetterSource, FileSource, parse_source
 from sinks.storage.formats import check_codec
 
 _LOG = logging.getLogger("pipeline")
@@ -65,6 +65,13 @@ def job_from_options(options: PipelineOptions) -> JobSpec:
                 check_codec(connector.format, connector.codec)
             except ValueError as exc:
                 raise LaunchError(f"connector {connector.id!r}: field 'codec': {exc}") from None
+    if isinstance(source, (FileSource, DeadLetterSource)):
+        try:
+            found = FileSystems.match([source.glob])[0].metadata_list
+        except Exception as exc:  # any filesystem's own error (bad bucket, no credentials): said at launch
+            raise LaunchError(f"--source={opts.source}: cannot list files: {exc}") from None
+        if not found:
+            raise LaunchError(f"--source={opts.source}: no files match {source.glob!r}")
     streaming = bool(options.view_as(StandardOptions).streaming) or not source.bounded
     return JobSpec(source=source, config=config, dead_letter=opts.dead_letter, max_event_bytes=opts.max_event_bytes,
                    event_time=opts.event_time, streaming=streaming)

@@ -12,6 +12,15 @@ from pipeline.sources import FileSource, GenerateSource
 CONNECTORS = json.dumps({"connectors": [{"id": "local", "type": "filesystem", "path": "/tmp/currents-out"}]})
 
 
+@pytest.fixture(autouse=True)
+def _corpus_files(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The file sources named in these tests exist (a glob matching nothing is itself a launch error)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "events").mkdir()
+    for name in ("x.jsonl", "events/a.jsonl"):
+        (tmp_path / name).write_text("{}\n")
+
+
 def job(*argv: str, connectors: str | None = CONNECTORS):
     args = list(argv)
     if connectors is not None:
@@ -141,3 +150,7 @@ def test_config_from_a_yaml_file(tmp_path) -> None:
     path.write_text("connectors:\n  - {id: a, type: filesystem, path: /tmp/a}\n  - {id: b, type: gcs, bucket: bkt}\n")
     spec = job("--source=file:x.jsonl", connectors=str(path))
     assert [c.id for c in spec.config.connectors] == ["a", "b"]
+
+
+def test_a_file_glob_that_matches_nothing_is_a_launch_error() -> None:
+    assert "no files match" in launch_error("--source=file:nothing/*.jsonl")
