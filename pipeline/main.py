@@ -18,7 +18,7 @@ from pipeline.config import ConfigError, StorageConnector, load_config
 from pipeline.graph import JobSpec, build_pipeline
 from pipeline.metrics import collect, summary_lines
 from pipeline.options import EVENT_TIME_MODES, CurrentsOptions
-from pipeline.sources import DeadLetterSource, FileSource, parse_source
+from pipeline.sources import DeadLetterSource, FileSource, GenerateSource, parse_source
 from sinks.storage.formats import check_codec
 
 _LOG = logging.getLogger("pipeline")
@@ -104,6 +104,9 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
     if job.streaming:
         options.view_as(StandardOptions).streaming = True
     local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+    if local and isinstance(job.source, GenerateSource) and job.source.rate is not None:
+        raise LaunchError("--source=generate:...,rate=R is unbounded (PeriodicImpulse, a splittable DoFn), which the "
+                          "local streaming runner cannot run; drop rate= for a local run, or use Dataflow or Flink")
     pipeline = beam.Pipeline(runner=_runner(options, job.streaming), options=options)
     build_pipeline(pipeline, job)
     result = pipeline.run()

@@ -154,3 +154,10 @@ def test_config_from_a_yaml_file(tmp_path) -> None:
 
 def test_a_file_glob_that_matches_nothing_is_a_launch_error() -> None:
     assert "no files match" in launch_error("--source=file:nothing/*.jsonl")
+
+
+def test_an_unbounded_generator_on_the_local_runner_is_a_launch_error() -> None:
+    from pipeline.main import run
+
+    with pytest.raises(LaunchError, match="rate"):
+        run(["--source=generate:count=10,rate=5", f"--connectors={CONNECTORS}"])
