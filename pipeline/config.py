@@ -83,11 +83,8 @@ class ConnectorBase(_Model):
         selector = self._selector
         return selector is None or selector.match(event_type) is not None
 
-    @property
-    def kind(self) -> str:
-        return "storage" if isinstance(self, StorageConnector) else "http"
-
     def destination(self) -> str:
+        """Where the connector delivers, without secrets: for logs and connector listings."""
         raise NotImplementedError
 
 

@@ -159,12 +159,3 @@ class _GenerateAtRate(beam.PTransform):
                 | "Ticks" >> PeriodicImpulse(start_timestamp=start, stop_timestamp=start + ticks, fire_interval=1.0)
                 | "Lines" >> beam.FlatMap(lines))
 
-
-def iter_lines(path: str) -> Iterator[bytes]:
-    """Lines of a local JSON-lines file (gzip by extension), for tools and tests that read corpora outside Beam."""
-    import gzip
-
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for line in handle:
-            yield line.rstrip(b"\r\n")
