@@ -29,6 +29,7 @@ setup(
         "google-cloud-secret-manager>=2.16",
         "azure-storage-blob>=12.17",
     ],
+    entry_points={"console_scripts": ["currents=pipeline.cli:main"]},
     extras_require={
         "test": [
             "pytest>=8",

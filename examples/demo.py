@@ -11,6 +11,7 @@ import time
 import fastavro
 import pyarrow.parquet as pq
 
+from examples.receiver import Receiver
 from pipeline.main import main
 
 OUT = "out/demo"
@@ -28,7 +29,7 @@ def _records(path: str) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
-def show() -> None:
+def show(receiver: Receiver) -> None:
     for connector in ("warehouse", "marketing"):
         files = _files(os.path.join(OUT, connector))
         per_type: collections.Counter = collections.Counter()
@@ -42,6 +43,10 @@ def show() -> None:
         if email:
             record = _records(email)[0]
             print(f"   users.messages.email.Send email_address = {record['email_address']!r}")
+    print(f"\n== email-webhook: the receiver got {sum(receiver.events.values())} events "
+          f"({len(receiver.ids)} distinct ids) in {receiver.requests} requests, {len(receiver.events)} event types")
+    for event_type, n in receiver.events.most_common(3):
+        print(f"   {n:6d}  {event_type}")
     letters = _files(os.path.join(OUT, "dead-letter"))
     reasons: collections.Counter = collections.Counter()
     for path in letters:
@@ -56,14 +61,17 @@ def show() -> None:
 
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
-    started = time.time()
-    main([
-        "--runner=DirectRunner",
-        f"--source=generate:count={EVENTS},seed=7,invalid=25,oversize=5",
-        "--connectors=examples/demo.yaml",
-        f"--dead_letter={OUT}/dead-letter",
-        f"--metrics_out={OUT}/metrics.json",
-    ])
-    print(f"\nran in {time.time() - started:.1f}s")
-    show()
+    with Receiver(token="demo-token") as receiver:
+        os.environ["DEMO_RECEIVER_URL"] = receiver.url
+        os.environ["DEMO_RECEIVER_TOKEN"] = receiver.token
+        started = time.time()
+        main([
+            "--runner=DirectRunner",
+            f"--source=generate:count={EVENTS},seed=7,invalid=25,oversize=5",
+            "--connectors=examples/demo.yaml",
+            f"--dead_letter={OUT}/dead-letter",
+            f"--metrics_out={OUT}/metrics.json",
+        ])
+        print(f"\nran in {time.time() - started:.1f}s")
+        show(receiver)
     sys.stdout.flush()

@@ -216,8 +216,104 @@ class AzureBlobConnector(StorageConnector):
         return f"azfs://{self.account_name or self.account_url or 'connection-string'}/{self.container}/{self.prefix}"
 
 
+class HttpConnectorBase(ConnectorBase):
+    """What every analytics partner has: batching, timeouts, retries, parking (the credential grace window)."""
+
+    endpoint: Optional[str] = Field(default=None, pattern=r"^https?://",
+                                    description="the partner's URL; overrides the default (and region) of a partner")
+    flush_seconds: float = Field(default=5, gt=0, le=3600)
+    max_events_per_request: Optional[int] = Field(default=None, ge=1, description="at most the partner's limit")
+    max_requests_per_second: Optional[float] = Field(default=None, gt=0, description="per worker")
+    connect_timeout_seconds: float = Field(default=5, gt=0, le=120)
+    read_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    retry_attempts: int = Field(default=4, ge=1, le=20, description="attempts inside a bundle before parking")
+    backoff_base_seconds: float = Field(default=0.5, ge=0, le=60)
+    backoff_cap_seconds: float = Field(default=10, ge=0, le=600)
+    probe_interval_seconds: float = Field(default=180, gt=0, le=24 * 3600)
+    retry_window_hours: float = Field(default=24, gt=0, le=24 * 30)
+    credential_grace_hours: float = Field(default=48, gt=0, le=24 * 30)
+    max_parked_events: int = Field(default=100_000, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _within_partner_limits(self) -> "HttpConnectorBase":
+        from sinks.http.partners import partner_for
+
+        partner = partner_for(self)
+        if self.max_events_per_request and self.max_events_per_request > partner.limits.max_events:
+            raise ValueError(f"max_events_per_request: {self.type} takes at most {partner.limits.max_events} events "
+                             f"a request")
+        return self
+
+    def batch_limits(self) -> BatchLimits:
+        from sinks.http.partners import partner_for
+
+        limits = partner_for(self).limits
+        return BatchLimits(max_count=self.max_events_per_request or limits.max_events,
+                           max_bytes=limits.max_request_bytes, flush_seconds=self.flush_seconds)
+
+    def destination(self) -> str:
+        from sinks.http.partners import partner_for
+
+        return partner_for(self).url
+
+
+class HttpConnector(HttpConnectorBase):
+    """Any endpoint that speaks the Currents custom-export format."""
+
+    type: Literal["http"]
+    endpoint: str = Field(pattern=r"^https?://")
+    token: Optional[Secret] = Field(default=None, description="sent as `Authorization: Bearer <token>`")
+
+
+class HeapConnector(HttpConnectorBase):
+    """Heap's Currents webhook: the custom-export format to the URL Heap gives you."""
+
+    type: Literal["heap"]
+    endpoint: str = Field(pattern=r"^https?://")
+    token: Optional[Secret] = None
+
+
+class AmplitudeConnector(HttpConnectorBase):
+    type: Literal["amplitude"]
+    api_key: Secret
+    region: Literal["us", "eu"] = "us"
+
+
+class MixpanelConnector(HttpConnectorBase):
+    type: Literal["mixpanel"]
+    project_token: Secret
+    api_secret: Optional[Secret] = Field(default=None, description="legacy auth: the API secret as basic-auth user")
+    service_account_username: Optional[str] = None
+    service_account_secret: Optional[Secret] = None
+    project_id: Optional[str] = Field(default=None, pattern=r"^[0-9]+$")
+    region: Literal["us", "eu", "in"] = "us"
+
+    @model_validator(mode="after")
+    def _service_account(self) -> "MixpanelConnector":
+        if bool(self.service_account_username) != bool(self.service_account_secret):
+            raise ValueError("service_account_username and service_account_secret go together")
+        if self.service_account_username and not self.project_id:
+            raise ValueError("a service account needs project_id")
+        return self
+
+
+class SegmentConnector(HttpConnectorBase):
+    type: Literal["segment"]
+    write_key: Secret
+    region: Literal["us", "eu"] = "us"
+
+
+class MParticleConnector(HttpConnectorBase):
+    type: Literal["mparticle"]
+    api_key: Secret
+    api_secret: Secret
+    pod: Optional[Literal["us1", "us2", "eu1", "au1"]] = None
+    environment: Literal["production", "development"] = "production"
+
+
 Connector = Annotated[
-    Union[FilesystemConnector, S3Connector, GCSConnector, AzureBlobConnector],
+    Union[FilesystemConnector, S3Connector, GCSConnector, AzureBlobConnector, HttpConnector, HeapConnector,
+          AmplitudeConnector, MixpanelConnector, SegmentConnector, MParticleConnector],
     Field(discriminator="type"),
 ]
 
@@ -233,7 +329,8 @@ class CurrentsConfig(_Model):
 
 
 _ADAPTER = TypeAdapter(CurrentsConfig)
-CONNECTOR_TYPES = ("filesystem", "s3", "gcs", "azure_blob")
+CONNECTOR_TYPES = ("filesystem", "s3", "gcs", "azure_blob", "http", "heap", "amplitude", "mixpanel", "segment",
+                   "mparticle")
 
 
 def _read_text(source: str) -> str:

@@ -1,6 +1,8 @@
 """The job's graph, composed in one place; it reads like the diagram in DESIGN.md §1:
 
-    source ─► parse ─► route ─┬─► connector/<id>/batch ─► connector/<id>/write   (one lane per connector)
+    source ─► parse ─► route ─┬─► connector/<id>/batch ─► connector/<id>/write          (a storage connector)
+                              ├─► connector/<id>/batch ─► connector/<id>/deliver ─► connector/<id>/park
+                              │                                                       (an analytics partner)
                               └─► dead-letters/write    (every drop, with its reason)
 """
 from __future__ import annotations
@@ -14,6 +16,8 @@ import apache_beam as beam
 from pipeline.config import CurrentsConfig, StorageConnector
 from pipeline.sources import ReadSource, SourceSpec
 from sinks.deadletter import WriteDeadLetters
+from sinks.http.deliver import PARKED, DeliverBatches
+from sinks.http.parking import Park
 from sinks.storage.writer import WriteFiles
 from transforms.batch import BatchEvents
 from transforms.parse import DEAD, ParseEvents
@@ -36,7 +40,8 @@ class JobSpec:
 
 @dataclass
 class JobOutputs:
-    files: dict[str, beam.PCollection]  # connector id → WrittenFile per file written
+    files: dict[str, beam.PCollection]  # storage connector id → WrittenFile per file written
+    delivered: dict[str, beam.PCollection]  # partner connector id → events delivered per batch
     dead_letter_files: beam.PCollection  # paths of dead-letter files
 
 
@@ -47,6 +52,7 @@ def build(records: beam.PCollection, job: JobSpec) -> JobOutputs:
     lanes = parsed.events | "route" >> Route(job.config.connectors)
     dead = [parsed[DEAD]]
     files: dict[str, beam.PCollection] = {}
+    delivered: dict[str, beam.PCollection] = {}
     for connector in job.config.connectors:
         name = f"connector/{connector.id}"
         batches = lanes[connector.id] | f"{name}/batch" >> BatchEvents(
@@ -56,9 +62,14 @@ def build(records: beam.PCollection, job: JobSpec) -> JobOutputs:
                 WriteFiles(connector, job.run_token)).with_outputs(DEAD, main="files")
             files[connector.id] = written.files
             dead.append(written[DEAD])
+        else:
+            sent = batches | f"{name}/deliver" >> beam.ParDo(
+                DeliverBatches(connector, job.clock)).with_outputs(DEAD, PARKED, main="delivered")
+            delivered[connector.id] = sent.delivered
+            dead += [sent[DEAD], sent[PARKED] | f"{name}/park" >> Park(connector, job.streaming, job.clock)]
     letters = dead | "dead-letters/collect" >> beam.Flatten()
     paths = letters | "dead-letters/write" >> WriteDeadLetters(job.dead_letter, job.run_token)
-    return JobOutputs(files, paths)
+    return JobOutputs(files, delivered, paths)
 
 
 def build_pipeline(pipeline: beam.Pipeline, job: JobSpec) -> JobOutputs:

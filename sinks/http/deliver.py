@@ -1,0 +1,255 @@
+"""Sending batches to a partner without losing any event.
+
+`Deliverer` is the state machine of DESIGN.md §2 for one batch: encode (events a partner cannot take are skipped
+and counted), cut into requests within the partner's limits, send with retries (exponential backoff, full jitter,
+Retry-After), split on 400 and 413, and — when retries inside the bundle run out or the credentials are refused —
+hand what is left to parking. Idempotency comes from the partners' insert ids, so a request re-sent after a lost
+answer is harmless.
+
+`DeliverBatches` runs it on a worker: one `requests.Session` (keep-alive) per DoFn instance, and a local breaker
+so that, while a connector is failing, new batches go straight to parking instead of hammering the endpoint.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Optional
+
+import apache_beam as beam
+import requests
+from apache_beam.pvalue import TaggedOutput
+from requests.adapters import HTTPAdapter
+
+from pipeline.config import HttpConnectorBase
+from pipeline.metrics import counter, distribution
+from pipeline.secrets import SecretError, SecretResolver
+from sinks.deadletter import INVALID, REJECTED, TOO_LARGE, dead_letter
+from sinks.http.partners import partner_for
+from sinks.http.partners.base import Partner, Request
+from sinks.http.plan import Encoded, plan_requests
+from sinks.http.retry import Verdict, classify, retry_after_seconds, status_class
+from sinks.retry import Backoff
+from transforms.batch import Batch
+
+DEAD = "dead"
+PARKED = "parked"
+RETRYABLE = "retryable"  # parked after retries ran out: gives up after retry_window_hours
+CREDENTIALS = "credentials"  # parked after 401/403/404: gives up after credential_grace_hours
+_LOG = logging.getLogger(__name__)
+
+# A parked batch travels as a plain tuple (cheap to encode in state): (kind, since, error, events).
+ParkedBatch = tuple[str, float, str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: Optional[int]  # None: no answer (connection refused or reset, timeout)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str = ""
+
+    def describe(self) -> str:
+        if self.status is None:
+            return self.error
+        return f"HTTP {self.status}: {self.body[:500].decode('utf-8', 'replace')}"
+
+
+class Transport:
+    """One keep-alive session per worker, with connect and read timeouts; never raises."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+        self._timeout = (connect_timeout, read_timeout)
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def send(self, request: Request) -> Answer:
+        try:
+            response = self._session.request(request.method, request.url, data=request.body,
+                                             headers=request.headers, timeout=self._timeout)
+        except requests.RequestException as exc:
+            return Answer(None, error=f"{type(exc).__name__}: {exc}")
+        return Answer(response.status_code, response.headers, response.content)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+@dataclass
+class Outcome:
+    delivered: int = 0
+    skipped: int = 0
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    parked: Optional[ParkedBatch] = None
+
+
+class Deliverer:
+    def __init__(self, connector: HttpConnectorBase, partner: Partner, send: Callable[[Request], Answer],
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random) -> None:
+        self._c = connector
+        self._partner = partner
+        self._send_once = send
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._backoff = Backoff(connector.backoff_base_seconds, connector.backoff_cap_seconds,
+                                connector.retry_attempts)
+        self._interval = 1.0 / connector.max_requests_per_second if connector.max_requests_per_second else 0.0
+        self._next_slot = 0.0
+        self._max_events = connector.max_events_per_request or partner.limits.max_events
+        cid = connector.id
+        self._requests = {k: counter(cid, f"requests_{k}") for k in ("2xx", "3xx", "4xx", "5xx", "error")}
+        self._retries = counter(cid, "retries")
+        self._delivered = counter(cid, "delivered")
+        self._skipped = counter(cid, "skipped")
+        self._latency = distribution(cid, "request_latency_ms")
+        self._request_events = distribution(cid, "request_events")
+
+    def _pace(self) -> None:
+        """The optional per-connector request-rate cap (per worker)."""
+        if not self._interval:
+            return
+        now = time.monotonic()
+        if now < self._next_slot:
+            self._sleep(self._next_slot - now)
+        self._next_slot = max(now, self._next_slot) + self._interval
+
+    def send(self, request: Request) -> Answer:
+        self._pace()
+        started = time.monotonic()
+        answer = self._send_once(request)
+        self._latency.update(int((time.monotonic() - started) * 1000))
+        self._requests.get(status_class(answer.status), self._requests["error"]).inc()
+        return answer
+
+    def _send_with_retries(self, group: list[Encoded]) -> tuple[Verdict, Answer]:
+        request = self._partner.request([encoded for _, encoded in group])
+        self._request_events.update(len(group))
+        answer = Answer(None, error="not sent")
+        for attempt in range(self._backoff.attempts):
+            answer = self.send(request)
+            verdict = classify(answer.status) if answer.status is not None else Verdict.RETRY
+            if verdict is not Verdict.RETRY:
+                return verdict, answer
+            if attempt == self._backoff.attempts - 1:
+                break
+            wait = self._backoff.delay(attempt, self._rng)
+            asked = retry_after_seconds(answer.headers)
+            if asked is not None:
+                if asked > max(self._backoff.cap_seconds, 1.0):
+                    break  # longer than we wait inside a bundle: park, which honours it by not calling
+                wait = max(wait, asked)
+            self._retries.inc()
+            self._sleep(wait)
+        return Verdict.RETRY, answer
+
+    def _dead(self, reason: str, error: str, event: dict[str, Any]) -> dict[str, Any]:
+        return dead_letter(reason, error, event, connector=self._c.id, event_type=event.get("event_type"),
+                           event_id=event.get("id"))
+
+    def deliver(self, events: list[dict[str, Any]], since: Optional[float] = None) -> Outcome:
+        """Deliver a batch: what is not delivered is dead-lettered (with its reason) or parked, never lost."""
+        outcome = Outcome()
+        encoded: list[Encoded] = []
+        for event in events:
+            try:
+                data = self._partner.encode_event(event)
+            except Exception as exc:  # noqa: BLE001 - a partner mapping must not fail the bundle
+                outcome.dead.append(self._dead(INVALID, f"cannot encode for {self._c.type}: {exc!r}", event))
+                continue
+            if data is None:
+                outcome.skipped += 1
+            else:
+                encoded.append((event, data))
+        groups, too_large = plan_requests(encoded, self._partner.limits, self._partner.envelope(), self._max_events)
+        for event, data in too_large:
+            outcome.dead.append(self._dead(
+                TOO_LARGE, f"encoded event of {len(data)} bytes is over {self._c.type}'s limit of "
+                           f"{self._partner.limits.max_event_bytes} bytes per event", event))
+        queue = deque(groups)
+        while queue:
+            group = queue.popleft()
+            verdict, answer = self._send_with_retries(group)
+            if verdict is Verdict.DONE:
+                outcome.delivered += len(group)
+            elif verdict is Verdict.SPLIT_TO_SINGLES and len(group) > 1:
+                queue.extendleft([item] for item in reversed(group))
+            elif verdict is Verdict.SPLIT_TO_SINGLES:
+                outcome.dead.append(self._dead(REJECTED, answer.describe(), group[0][0]))
+            elif verdict is Verdict.SPLIT_IN_HALVES and len(group) > 1:
+                half = len(group) // 2
+                queue.appendleft(group[half:])
+                queue.appendleft(group[:half])
+            elif verdict is Verdict.SPLIT_IN_HALVES:
+                outcome.dead.append(self._dead(TOO_LARGE, f"{self._c.type} answered 413 to a single event: "
+                                                          f"{answer.describe()}", group[0][0]))
+            else:
+                kind = CREDENTIALS if verdict is Verdict.CREDENTIALS else RETRYABLE
+                rest = [event for g in [group, *queue] for event, _ in g]
+                outcome.parked = (kind, self._clock() if since is None else since, answer.describe(), rest)
+                break
+        self._delivered.inc(outcome.delivered)
+        self._skipped.inc(outcome.skipped)
+        return outcome
+
+    def probe(self) -> Optional[Answer]:
+        """Check the credentials with the partner's empty request; None when the partner has no such request."""
+        request = self._partner.probe()
+        return None if request is None else self.send(request)
+
+
+def open_deliverer(connector: HttpConnectorBase, clock: Callable[[], float]) -> tuple[Optional[Deliverer], Transport, str]:
+    """(deliverer, transport, error) for a worker; a secret that cannot be resolved gives no deliverer and the
+    error, so batches are parked as a credentials failure instead of failing the bundle forever."""
+    transport = Transport(connector.connect_timeout_seconds, connector.read_timeout_seconds)
+    try:
+        partner = partner_for(connector, SecretResolver())
+        partner.headers()  # resolves the secrets now, on the worker
+        partner.envelope()
+    except SecretError as exc:
+        _LOG.error("connector %s: %s", connector.id, exc)
+        return None, transport, f"secret: {exc}"
+    return Deliverer(connector, partner, transport.send, clock=clock), transport, ""
+
+
+class DeliverBatches(beam.DoFn):
+    """Batches → the partner. Outputs the number of events delivered; dead letters and parked batches on their
+    own outputs."""
+
+    def __init__(self, connector: HttpConnectorBase, clock: Callable[[], float] = time.time) -> None:
+        self._c = connector
+        self._clock = clock
+
+    def setup(self) -> None:
+        self._deliverer, self._transport, self._error = open_deliverer(self._c, self._clock)
+        self._open_until = 0.0  # the breaker: until then, new batches go straight to parking
+        self._open_kind = CREDENTIALS
+        self._parked = counter(self._c.id, "parked_batches")
+
+    def teardown(self) -> None:
+        self._transport.close()
+
+    def process(self, batch: Batch) -> Iterator[Any]:
+        events = [event for event, _ in batch.items]
+        now = self._clock()
+        if self._deliverer is None or now < self._open_until:
+            parked: Optional[ParkedBatch] = (CREDENTIALS if self._deliverer is None else self._open_kind, now,
+                                             self._error or "connector failing: parked without a call", events)
+        else:
+            outcome = self._deliverer.deliver(events)
+            for letter in outcome.dead:
+                yield TaggedOutput(DEAD, letter)
+            if outcome.delivered:
+                yield outcome.delivered
+            parked = outcome.parked
+            if parked is not None:
+                self._open_until = now + self._c.probe_interval_seconds
+                self._open_kind = parked[0]
+        if parked is not None:
+            self._parked.inc()
+            yield TaggedOutput(PARKED, (self._c.id, parked))
