@@ -56,11 +56,13 @@ def test_every_event_is_accepted_or_dead_lettered_under_faults(kind: str, tmp_pa
             return Reply(reset=True)
         return None
 
-    script = combine(unauthorized_until(3), reset_every(9), answer_lost,
-                     lambda n, evs: Reply(500) if n % 7 == 0 else None,
-                     lambda n, evs: Reply(429, {"Retry-After": "1"}) if n == 12 else None,
-                     too_large_over(40_000),
-                     reject_events_where(lambda record: any(_marked(k) for k in _dedupe_ids(kind, record))))
+    script = combine(unauthorized_until(3),  # a 401 period that clears (parking, then probes)
+                     lambda n, evs: Reply(429, {"Retry-After": "1"}) if n == 10 else None,  # throttled once
+                     too_large_over(3_000),  # 413: split in halves
+                     reject_events_where(lambda record: any(_marked(k) for k in _dedupe_ids(kind, record))),
+                     reset_every(9),  # connection reset, nothing processed
+                     answer_lost,  # processed, then the connection reset
+                     lambda n, evs: Reply(500) if n % 7 == 0 else None)
     with StandIn(kind, script=script, **KINDS[kind]) as standin:
         connector = {"id": "partner", "type": kind, "endpoint": standin.url, "retry_attempts": 6,
                      "backoff_base_seconds": 0.01, "backoff_cap_seconds": 1.5, "probe_interval_seconds": 0.2,
@@ -72,6 +74,8 @@ def test_every_event_is_accepted_or_dead_lettered_under_faults(kind: str, tmp_pa
         records = list(standin.accepted) + processed_then_lost
         accepted = collections.Counter(k for r in records for k in _dedupe_ids(kind, r))
         violations = list(standin.violations)
+        statuses = {r.status for r in standin.requests}
+    assert {0, 400, 401, 413, 429, 500} <= statuses  # every fault happened (0: a reset connection)
     letters = dead_letters(str(tmp_path / "dead"))
     taken = [e for e in events if _takes(kind, e)]
     rejected = {d["event_id"] for d in letters if d["reason"] == "rejected"}
