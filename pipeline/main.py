@@ -6,7 +6,9 @@ any remote runner) the job is submitted and the launcher returns, as a Flex Temp
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+from dataclasses import replace
 from typing import Optional, Sequence
 
 import apache_beam as beam
@@ -18,7 +20,8 @@ from pipeline.config import ConfigError, StorageConnector, load_config
 from pipeline.graph import JobSpec, build_pipeline
 from pipeline.metrics import collect, summary_lines
 from pipeline.options import EVENT_TIME_MODES, CurrentsOptions
-from pipeline.sources import DeadLetterSource, FileSource, GenerateSource, parse_source
+from pipeline.sources import (DeadLetterSource, FileSource, GenerateSource, KafkaSource, PubSubSource, SourceSpec,
+                              parse_source)
 from sinks.storage.formats import check_codec
 
 _LOG = logging.getLogger("pipeline")
@@ -43,12 +46,52 @@ def check_unknown_options(argv: Sequence[str]) -> None:
         raise LaunchError(f"unknown option(s): {', '.join(flags)} (see `python -m pipeline --help`)")
 
 
-def job_from_options(options: PipelineOptions) -> JobSpec:
+def _kafka_config(raw: Optional[str]) -> tuple[tuple[str, str], ...]:
+    if not raw:
+        return ()
+    try:
+        config = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise LaunchError(f"--kafka_consumer_config: not JSON: {exc}") from None
+    if not isinstance(config, dict) or not all(isinstance(v, (str, int, bool)) for v in config.values()):
+        raise LaunchError('--kafka_consumer_config: expected a JSON object of properties, e.g. {"group.id": "currents"}')
+    return tuple((str(k), str(v).lower() if isinstance(v, bool) else str(v)) for k, v in config.items())
+
+
+def _source(options: PipelineOptions) -> SourceSpec:
+    """`--source` plus the options of its kind, checked at launch."""
     opts = options.view_as(CurrentsOptions)
     try:
         source = parse_source(opts.source)
     except ValueError as exc:
         raise LaunchError(str(exc)) from None
+    if isinstance(source, PubSubSource):
+        id_label = opts.pubsub_id_label
+        if id_label and options.view_as(StandardOptions).runner not in ("DataflowRunner", "dataflow"):
+            _LOG.warning("--pubsub_id_label is only honoured by Dataflow; ignored on this runner")
+            id_label = None
+        return replace(source, timestamp_attribute=opts.pubsub_timestamp_attribute, id_label=id_label)
+    if isinstance(source, KafkaSource):
+        if not opts.kafka_expansion_service and not shutil.which("java"):
+            raise LaunchError(
+                "--source=kafka: needs Java (a JRE 11 or newer on PATH) to start Beam's Kafka expansion service, "
+                "and none was found. Install one (e.g. `apt-get install default-jre-headless`), or pass "
+                "--kafka_expansion_service=HOST:PORT of an expansion service you run yourself.")
+        return replace(source, consumer_config=_kafka_config(opts.kafka_consumer_config),
+                       expansion_service=opts.kafka_expansion_service)
+    if isinstance(source, (FileSource, DeadLetterSource)):
+        try:
+            found = FileSystems.match([source.glob])[0].metadata_list
+        except Exception as exc:  # any filesystem's own error (bad bucket, no credentials): said at launch
+            raise LaunchError(f"--source={opts.source}: cannot list files: {exc}") from None
+        if not found:
+            raise LaunchError(f"--source={opts.source}: no files match {source.glob!r}")
+    return source
+
+
+def job_from_options(options: PipelineOptions) -> JobSpec:
+    opts = options.view_as(CurrentsOptions)
+    source = _source(options)
     if opts.event_time not in EVENT_TIME_MODES:
         raise LaunchError(f"--event_time={opts.event_time!r}: expected one of {', '.join(EVENT_TIME_MODES)}")
     if opts.max_event_bytes is None or opts.max_event_bytes < 1:
@@ -65,13 +108,6 @@ def job_from_options(options: PipelineOptions) -> JobSpec:
                 check_codec(connector.format, connector.codec)
             except ValueError as exc:
                 raise LaunchError(f"connector {connector.id!r}: field 'codec': {exc}") from None
-    if isinstance(source, (FileSource, DeadLetterSource)):
-        try:
-            found = FileSystems.match([source.glob])[0].metadata_list
-        except Exception as exc:  # any filesystem's own error (bad bucket, no credentials): said at launch
-            raise LaunchError(f"--source={opts.source}: cannot list files: {exc}") from None
-        if not found:
-            raise LaunchError(f"--source={opts.source}: no files match {source.glob!r}")
     streaming = bool(options.view_as(StandardOptions).streaming) or not source.bounded
     return JobSpec(source=source, config=config, dead_letter=opts.dead_letter, max_event_bytes=opts.max_event_bytes,
                    event_time=opts.event_time, streaming=streaming)
@@ -91,6 +127,15 @@ def _runner(options: PipelineOptions, streaming: bool):  # noqa: ANN202 - a Beam
     return FnApiRunner()
 
 
+def _is_local(options: PipelineOptions) -> bool:
+    """Runs that happen in this process, which the launcher waits for (the embedded portable runner included)."""
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    runner = options.view_as(StandardOptions).runner
+    return runner in LOCAL_RUNNERS or (runner == "PortableRunner" and
+                                       options.view_as(PortableOptions).job_endpoint == "embed")
+
+
 def _write_metrics(path: str, metrics: dict) -> None:
     with FileSystems.create(path, mime_type="application/json") as handle:
         handle.write(orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
@@ -103,12 +148,20 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
     job = job_from_options(options)
     if job.streaming:
         options.view_as(StandardOptions).streaming = True
-    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+    local = _is_local(options)
     if local and isinstance(job.source, GenerateSource) and job.source.rate is not None:
         raise LaunchError("--source=generate:...,rate=R is unbounded (PeriodicImpulse, a splittable DoFn), which the "
                           "local streaming runner cannot run; drop rate= for a local run, or use Dataflow or Flink")
     pipeline = beam.Pipeline(runner=_runner(options, job.streaming), options=options)
-    build_pipeline(pipeline, job)
+    try:
+        build_pipeline(pipeline, job)
+    except (RuntimeError, OSError, ValueError) as exc:
+        if not isinstance(job.source, KafkaSource):
+            raise
+        # The cross-language read is expanded here, by a Java service Beam starts from a jar it downloads.
+        raise LaunchError(f"--source=kafka: cannot expand Beam's Kafka read ({exc}). Run an expansion service and "
+                          "pass --kafka_expansion_service=HOST:PORT, or stage Beam's io expansion-service jar as "
+                          "the message says.") from None
     result = pipeline.run()
     if not local:
         _LOG.info("job submitted; not waiting for it (state %s)", result.state)

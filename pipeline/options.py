@@ -29,3 +29,15 @@ class CurrentsOptions(PipelineOptions):
         parser.add_argument(
             "--metrics_out", default=None,
             help="write every counter of the run to this JSON file when the run ends")
+        parser.add_argument(
+            "--pubsub_timestamp_attribute", default=None,
+            help="Pub/Sub: the message attribute holding the publish time (RFC 3339 or ms since epoch)")
+        parser.add_argument(
+            "--pubsub_id_label", default=None,
+            help="Pub/Sub: the attribute holding a unique message id, for dedupe (Dataflow only)")
+        parser.add_argument(
+            "--kafka_consumer_config", default=None,
+            help='Kafka: extra consumer properties as a JSON object, e.g. {"group.id": "currents"}')
+        parser.add_argument(
+            "--kafka_expansion_service", default=None,
+            help="Kafka: address (host:port) or jar of a running Java expansion service; default: Beam's own jar")

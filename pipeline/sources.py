@@ -1,14 +1,16 @@
 """`--source`: the one place where input plugs in.
 
-Every source yields raw records: `bytes`, or `(bytes, attributes)` where attributes is a dict of strings (Pub/Sub
-attributes; the dead-letter replay uses it to aim a record at the connector that dropped it). Parsing and guards
-happen downstream, identically for every source.
+Every source yields raw records: `bytes`, `(bytes, attributes)` where attributes is a dict of strings (the
+dead-letter replay uses it to aim a record at the connector that dropped it), or Pub/Sub's `PubsubMessage` (data,
+attributes, publish time as the element timestamp). Parsing and guards happen downstream, identically for every
+source.
 """
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import apache_beam as beam
 import orjson
@@ -44,7 +46,31 @@ class DeadLetterSource:
     bounded = True
 
 
-SourceSpec = Union[FileSource, GenerateSource, DeadLetterSource]
+@dataclass(frozen=True)
+class PubSubSource:
+    """A subscription, or a topic (Beam then creates a temporary subscription of its own)."""
+
+    subscription: Optional[str] = None
+    topic: Optional[str] = None
+    timestamp_attribute: Optional[str] = None
+    id_label: Optional[str] = None
+    bounded = False
+
+
+@dataclass(frozen=True)
+class KafkaSource:
+    bootstrap_servers: str
+    topic: str
+    consumer_config: tuple[tuple[str, str], ...] = ()
+    expansion_service: Optional[str] = None
+    bounded = False
+
+
+SourceSpec = Union[FileSource, GenerateSource, DeadLetterSource, PubSubSource, KafkaSource]
+_PUBSUB = re.compile(r"^projects/([a-z][-a-z0-9]{4,28}[a-z0-9]|[a-z0-9.:-]+)/(subscriptions|topics)/"
+                     r"([A-Za-z][-A-Za-z0-9_.~+%]{2,254})$")
+_KAFKA = re.compile(r"^((?:[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):\d{1,5}(?:,(?:[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):\d{1,5})*)"
+                    r"/([A-Za-z0-9._-]{1,249})$")
 _GENERATE_KEYS = {"count": int, "seed": int, "rate": float, "invalid": int, "oversize": int}
 
 
@@ -88,10 +114,18 @@ def parse_source(spec: Optional[str]) -> SourceSpec:
         return DeadLetterSource(rest)
     if kind == "generate":
         return _generate(rest)
-    if kind in ("pubsub", "kafka"):
-        raise ValueError(f"--source={spec!r}: {kind} sources are not available in this version yet; "
-                         "use file:, generate: or deadletter:")
-    raise ValueError(f"--source={spec!r}: unknown kind {kind!r}; expected file, generate or deadletter")
+    if kind == "pubsub":
+        match = _PUBSUB.match(rest)
+        if not match:
+            raise ValueError(f"--source={spec!r}: expected pubsub:projects/PROJECT/subscriptions/NAME "
+                             "or pubsub:projects/PROJECT/topics/NAME")
+        return PubSubSource(subscription=rest) if match.group(2) == "subscriptions" else PubSubSource(topic=rest)
+    if kind == "kafka":
+        match = _KAFKA.match(rest)
+        if not match:
+            raise ValueError(f"--source={spec!r}: expected kafka:HOST:PORT[,HOST:PORT...]/TOPIC")
+        return KafkaSource(bootstrap_servers=match.group(1), topic=match.group(2))
+    raise ValueError(f"--source={spec!r}: unknown kind {kind!r}; expected file, generate, deadletter, pubsub or kafka")
 
 
 def replay_record(line: bytes) -> Union[bytes, tuple[bytes, dict[str, str]]]:
@@ -126,7 +160,38 @@ class ReadSource(beam.PTransform):
                 return pbegin | "Generate" >> GenerateRecords(
                     count=spec.count, seed=spec.seed, invalid=spec.invalid, oversize=spec.oversize)
             return pbegin | "GenerateAtRate" >> _GenerateAtRate(spec)
+        if isinstance(spec, PubSubSource):
+            # PubsubMessage elements (data, attributes; the publish time as timestamp) go to parse as they are.
+            return pbegin | "ReadPubSub" >> beam.io.ReadFromPubSub(**pubsub_read_args(spec))
+        if isinstance(spec, KafkaSource):
+            from apache_beam.io.kafka import ReadFromKafka
+
+            return (pbegin
+                    | "ReadKafka" >> ReadFromKafka(**kafka_read_args(spec))
+                    | "Values" >> beam.Map(lambda record: record[1]))
         raise TypeError(f"unsupported source {spec!r}")
+
+
+def pubsub_read_args(spec: PubSubSource) -> dict[str, Any]:
+    """The arguments of ReadFromPubSub: attributes always (an `event_type` attribute is honoured)."""
+    args: dict[str, Any] = {"subscription": spec.subscription, "topic": spec.topic, "with_attributes": True}
+    if spec.timestamp_attribute:
+        args["timestamp_attribute"] = spec.timestamp_attribute
+    if spec.id_label:
+        args["id_label"] = spec.id_label
+    return args
+
+
+def kafka_read_args(spec: KafkaSource) -> dict[str, Any]:
+    """The arguments of ReadFromKafka: bytes in, the record's own timestamp as publish time."""
+    from apache_beam.io.kafka import ReadFromKafka
+
+    config = {"bootstrap.servers": spec.bootstrap_servers, "auto.offset.reset": "latest", **dict(spec.consumer_config)}
+    args: dict[str, Any] = {"consumer_config": config, "topics": [spec.topic],
+                            "timestamp_policy": ReadFromKafka.create_time_policy}
+    if spec.expansion_service:
+        args["expansion_service"] = spec.expansion_service
+    return args
 
 
 class _GenerateAtRate(beam.PTransform):

@@ -70,14 +70,16 @@ class ParseEvents(beam.DoFn):
             if value:
                 counter(None, name).inc(value)
 
-    def process(self, record: Union[bytes, tuple[bytes, dict[str, str]]],
+    def process(self, record: Union[bytes, tuple[bytes, dict[str, str]], Any],
                 timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:  # noqa: ANN001
         counts = self._counts
         counts["events_in"] += 1
-        if isinstance(record, tuple):
-            data, attributes = record
-        else:
+        if isinstance(record, bytes):
             data, attributes = record, None
+        elif isinstance(record, tuple):
+            data, attributes = record
+        else:  # a PubsubMessage
+            data, attributes = record.data, record.attributes
         if len(data) > self._max:
             counts[OVERSIZE] += 1
             yield TaggedOutput(DEAD, dead_letter(

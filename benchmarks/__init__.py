@@ -1,0 +1,1 @@
+"""Benchmarks of beam-currents: `python -m benchmarks.throughput` (see benchmarks/README.md)."""
