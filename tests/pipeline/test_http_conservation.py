@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.main import run
 from tests.corpus import corpus, dead_letters, valid_events, write_lines
-from tests.partner_standins import (Reply, StandIn, _dedupe_ids, combine, fail_first, reject_events_where,
+from tests.partner_standins import (Reply, StandIn, _dedupe_ids, combine, reject_events_where,
                                     reset_every, too_large_over, unauthorized_until)
 
 KINDS = {  # the stand-in's expected credentials

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import apache_beam as beam
 import orjson
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner

@@ -9,28 +9,20 @@ from __future__ import annotations
 import re
 import uuid
 from base64 import b64encode
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any, ClassVar, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sinks.http.partners.base import Envelope, Limits, Partner, dumps
-from sinks.http.partners.names import event_name, parse_properties, prefixed, property_prefix, usable_id
+from sinks.http.partners.names import event_name, kept_apart, parse_properties, prefixed, property_prefix, usable_id
 
 MIB = 1024 * 1024
 
 _HOSTS = {"us": "api.mixpanel.com", "eu": "api-eu.mixpanel.com", "in": "api-in.mixpanel.com"}
-_MAPPED = ("event_type", "id", "time", "external_user_id", "device_model", "os_version")
+_MAPPED = frozenset(("event_type", "id", "time", "external_user_id", "device_model", "os_version"))
 _INSERT_ID_OK = re.compile(r"[A-Za-z0-9-]{1,36}")
 _INSERT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "beam-currents:mixpanel:$insert_id")
 
-
-@lru_cache(maxsize=1024)
-def _skipped(event_type: str) -> frozenset[str]:
-    """Fields not copied to `properties` as they are (mapped to Mixpanel's own keys, or expanded)."""
-    skip = set(_MAPPED)
-    if property_prefix(event_type) is not None:
-        skip.update(("name", "properties"))
-    return frozenset(skip)
 
 
 def insert_id(event_id: Any) -> str:
@@ -103,7 +95,7 @@ class Mixpanel(Partner):
         os_version = event.get("os_version")
         if os_version is not None:
             properties["$os"] = os_version
-        skip = _skipped(event_type)
+        skip = kept_apart(event_type, _MAPPED)
         for key, value in event.items():
             if value is not None and key not in skip:
                 properties[key] = value

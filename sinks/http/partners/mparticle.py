@@ -8,29 +8,21 @@ downstream dedupe.
 from __future__ import annotations
 
 from base64 import b64encode
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any, ClassVar, Optional
 
 from sinks.http.partners.base import Envelope, Limits, Partner, dumps
-from sinks.http.partners.names import UNINSTALL, epoch_ms, event_name, parse_properties, prefixed, \
+from sinks.http.partners.names import UNINSTALL, epoch_ms, event_name, kept_apart, parse_properties, prefixed, \
     property_prefix, usable_id
 
 KIB = 1024
 
 _DEFAULT_URL = "https://s2s.mparticle.com/v2/bulkevents"
-_MAPPED = ("event_type", "id", "time", "time_ms", "external_user_id", "email_address")
+_MAPPED = frozenset(("event_type", "id", "time", "time_ms", "external_user_id", "email_address"))
 # Channels whose events carry the user's own number (to it, or from it inbound): it becomes `$mobile`.
 _MOBILE_CHANNELS = ("users.messages.sms.", "users.messages.whatsapp.", "users.messages.rcs.")
 _USER_PHONES = ("to_phone_number", "user_phone_number")
 
-
-@lru_cache(maxsize=1024)
-def _skipped(event_type: str) -> frozenset[str]:
-    """Fields not copied to `custom_attributes` as they are (identities, or expanded)."""
-    skip = set(_MAPPED)
-    if property_prefix(event_type) is not None:
-        skip.update(("name", "properties"))
-    return frozenset(skip)
 
 
 def _text(value: Any) -> str:
@@ -86,7 +78,7 @@ class MParticle(Partner):
             phone = usable_id(event.get(phone_key)) if phone_key else None
             if phone is not None:
                 batch["user_attributes"] = {"$mobile": phone}
-        skip = _skipped(event_type)
+        skip = kept_apart(event_type, _MAPPED)
         attributes = {k: _text(v) for k, v in event.items() if v is not None and k not in skip and k != phone_key}
         prefix = property_prefix(event_type)
         if prefix is not None:

@@ -142,6 +142,15 @@ def property_prefix(event_type: str) -> Optional[str]:
     return None
 
 
+@lru_cache(maxsize=4096)
+def kept_apart(event_type: str, mapped: frozenset[str]) -> frozenset[str]:
+    """Fields a partner does not copy into its property bag as they are: those it maps to keys of its own, and a
+    custom event's or purchase's `name` and `properties`, which are expanded."""
+    if property_prefix(event_type) is None:
+        return mapped
+    return mapped | {"name", "properties"}
+
+
 def usable_id(value: Any) -> Optional[str]:
     """An identity value a partner can key a user on; an empty or redacted one would merge every user into one."""
     if not value or value == REDACTED:
