@@ -29,3 +29,6 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .tools out
+
+# Dataflow Flex Template: template-build, template-run, template-update, template-drain (see templates/README.md).
+include templates/template.mk

@@ -45,7 +45,10 @@ def _is_event(event: Any) -> bool:
             and isinstance(event_time, int) and not isinstance(event_time, bool))
 
 
-def read_events(path: str, max_event_bytes: int = MAX_EVENT_BYTES) -> tuple[dict[str, list[dict[str, Any]]], int, int, int]:
+ByType = dict[str, list[dict[str, Any]]]
+
+
+def read_events(path: str, max_event_bytes: int = MAX_EVENT_BYTES) -> tuple[ByType, int, int, int]:
     """({event type: events}, lines, invalid, oversize) of a JSON-lines corpus."""
     by_type: dict[str, list[dict[str, Any]]] = {}
     lines = invalid = oversize = 0

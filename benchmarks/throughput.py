@@ -1,4 +1,4 @@
-"""`python -m benchmarks.throughput [--events N] [--repeats R] [--out FILE]`: how fast the job exports, and at what cost.
+"""`python -m benchmarks.throughput [--events N] [--repeats R] [--out FILE]`: export speed and cost of the job.
 
 One run measures, on one corpus from the built-in generator (seed 42, N lines of every catalogue type, 20 of them
 invalid and 3 oversize):
@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -82,8 +83,8 @@ class Corpus:
     valid: int
     invalid: int
     oversize: int
-    avg_line_bytes: float  # every line
-    avg_line_bytes_valid_size: float  # lines at or under the size limit (the oversize ones are ~1 MB each)
+    avg_line_bytes: float  # lines at or under the size limit: the typical event (what the target is about)
+    avg_line_bytes_all: float  # every line, with the few ~1 MB oversize ones
     generate_seconds: float
 
     @property
@@ -110,7 +111,7 @@ def make_corpus(folder: str, events: int, seed: int = SEED, invalid: int = INVAL
     n_invalid = sum(1 for k in kinds.values() if k == "invalid")
     n_oversize = sum(1 for k in kinds.values() if k == "oversize")
     return Corpus(path, events, total, events - n_invalid - n_oversize, n_invalid, n_oversize,
-                  total / events if events else 0.0, small / small_lines if small_lines else 0.0, seconds)
+                  small / small_lines if small_lines else 0.0, total / events if events else 0.0, seconds)
 
 
 # --- running the job ---------------------------------------------------------------------------------------------
@@ -275,8 +276,12 @@ def check_run(run: JobRun, config: list[dict[str, Any]], corpus: Corpus, expecte
         raise BenchmarkError(f"{run.name}: wrong output:\n  " + "\n  ".join(problems))
 
 
-def run_job(kind: str, corpus: Corpus, expected_ids: set[str], folder: str) -> JobRun:
-    """One checked run of the job for measurement `kind`, in a fresh folder that is removed afterwards."""
+def run_job(kind: str, corpus: Corpus, expected_ids: set[str], folder: str,
+            prefix: tuple[str, ...] = ()) -> JobRun:
+    """One checked run of the job for measurement `kind`, in a fresh folder that is removed afterwards.
+
+    `prefix` goes before the job's command (a profiler: `py-spy record -o FILE --`); the job is checked the same.
+    """
     work = tempfile.mkdtemp(prefix=f"{kind}-", dir=folder)
     try:
         receiver = Receiver(token=TOKEN) if kind == "job" else None
@@ -289,7 +294,7 @@ def run_job(kind: str, corpus: Corpus, expected_ids: set[str], folder: str) -> J
                 json.dump({"connectors": config}, handle)
             metrics_path = os.path.join(work, "metrics.json")
             log_path = os.path.join(folder, f"{kind}.log")
-            cmd = job_command(corpus.path, config_path, os.path.join(work, "dead-letter"), metrics_path)
+            cmd = [*prefix, *job_command(corpus.path, config_path, os.path.join(work, "dead-letter"), metrics_path)]
             wall, cpu, tree_rss, maxrss, rc = run_measured(cmd, log_path)
             run = JobRun(kind, wall, cpu, tree_rss, maxrss, rc)
             if rc == 0:
@@ -312,6 +317,18 @@ def measure_startup(python: str = sys.executable) -> float:
 
 # --- the benchmark -----------------------------------------------------------------------------------------------
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every process), summed over CPUs."""
+    t = psutil.cpu_times()
+    return sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of every child it has reaped (the jobs, the start-up probes)."""
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 @dataclass
 class Results:
     events: int
@@ -324,15 +341,18 @@ class Results:
     peak_rss: dict[str, list[int]]
     bare: dict[str, Any]
     notes: list[str]
+    runs: list[dict[str, Any]] = field(default_factory=list)  # every job run: round, wall, cpu, both RSS figures
     total_seconds: float = 0.0
+    other_cpus_busy: float = 0.0  # average CPUs used by other processes on the machine while the benchmark ran
 
 
 def run_benchmark(events: int, repeats: int, budget: float, folder: str,
                   progress: Callable[[str], None] = log.info) -> Results:
     started = time.perf_counter()
+    busy0, own0 = _machine_busy_seconds(), _own_cpu_seconds()
     corpus = make_corpus(folder, events)
-    progress(f"corpus: {corpus.lines} lines, {corpus.bytes / 1e6:.1f} MB, average line {corpus.avg_line_bytes:.0f} B "
-             f"({corpus.avg_line_bytes_valid_size:.0f} B without the oversize lines), "
+    progress(f"corpus: {corpus.lines} lines, {corpus.bytes / 1e6:.1f} MB, average line "
+             f"{corpus.avg_line_bytes:.0f} B ({corpus.avg_line_bytes_all:.0f} B with the oversize lines), "
              f"generated in {corpus.generate_seconds:.1f} s")
     expected_ids = valid_ids(corpus.path)
     if len(expected_ids) != corpus.valid:
@@ -342,6 +362,7 @@ def run_benchmark(events: int, repeats: int, budget: float, folder: str,
     rss: dict[str, list[int]] = {m: [] for m in JOBS}
     notes: list[str] = []
     bare_stats: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
     done = 0
     for round_no in range(1, repeats + 1):
         round_started = time.perf_counter()
@@ -358,6 +379,9 @@ def run_benchmark(events: int, repeats: int, budget: float, folder: str,
             seconds[kind].append(run.wall_seconds)
             cpu[kind].append(run.cpu_seconds)
             rss[kind].append(run.peak_rss)
+            runs.append({"kind": kind, "round": round_no, "wall_seconds": run.wall_seconds,
+                         "cpu_seconds": run.cpu_seconds, "peak_tree_rss": run.peak_tree_rss, "maxrss": run.maxrss,
+                         "files": run.files})
         done = round_no
         round_seconds = time.perf_counter() - round_started
         elapsed = time.perf_counter() - started
@@ -370,12 +394,18 @@ def run_benchmark(events: int, repeats: int, budget: float, folder: str,
             progress(notes[-1])
             break
     if not corpus.line_size_in_target:
-        notes.append(f"the generator's average line is {corpus.avg_line_bytes:.0f} B, outside the "
-                     f"{LINE_BYTES_TARGET[0]}-{LINE_BYTES_TARGET[1]} B target (not padded: reported as is)")
+        notes.append(f"the generator's average line (oversize lines aside) is {corpus.avg_line_bytes:.0f} B, "
+                     f"outside the {LINE_BYTES_TARGET[0]}-{LINE_BYTES_TARGET[1]} B target (not padded: reported as "
+                     f"is)")
     corpus_info = asdict(corpus)
     corpus_info["seed"] = SEED
-    return Results(events, repeats, done, budget, corpus_info, seconds, cpu, rss, bare_stats, notes,
-                   time.perf_counter() - started)
+    total = time.perf_counter() - started
+    others = max(0.0, (_machine_busy_seconds() - busy0) - (_own_cpu_seconds() - own0)) / total
+    if others > 0.25:
+        notes.append(f"other processes kept {others:.2f} CPUs busy on average during the benchmark: the machine was "
+                     f"not quiet, so the times are pessimistic and noisy; rerun on an idle machine")
+    return Results(events, repeats, done, budget, corpus_info, seconds, cpu, rss, bare_stats, notes, runs,
+                   total, others)
 
 
 # --- the report --------------------------------------------------------------------------------------------------
@@ -471,14 +501,14 @@ def render(results: Results, summary: dict[str, Any], env: dict[str, Any], comma
     lines = [
         f"beam-currents throughput: {results.events:,} events (seed {c['seed']}, {c['invalid']} invalid, "
         f"{c['oversize']} oversize: {c['valid']:,} valid), {c['bytes'] / 1e6:,.1f} MB",
-        f"average line {c['avg_line_bytes']:.0f} B ({c['avg_line_bytes_valid_size']:.0f} B without the oversize "
-        f"lines); target {LINE_BYTES_TARGET[0]}-{LINE_BYTES_TARGET[1]} B: "
+        f"average line {c['avg_line_bytes']:.0f} B without the {c['oversize']} oversize lines "
+        f"({c['avg_line_bytes_all']:.0f} B with them); target {LINE_BYTES_TARGET[0]}-{LINE_BYTES_TARGET[1]} B: "
         + ("within" if LINE_BYTES_TARGET[0] <= c["avg_line_bytes"] <= LINE_BYTES_TARGET[1]
            else "OUTSIDE (generator output as is, not padded)"),
         f"repeats: {results.repeats_done} of {results.repeats_asked}; seconds are median [min-max]; "
         f"events/s from the median (bare: valid events; job: all N lines)",
         "",
-        f"{'measurement':<44} {'seconds':>22} {'events/s':>10} {'own s':>7} {'own ev/s':>10} {'cpu s':>7} "
+        f"{'measurement':<44} {'seconds':>24} {'events/s':>10} {'own s':>7} {'own ev/s':>10} {'cpu s':>7} "
         f"{'peak RSS':>10}",
     ]
     for m in MEASUREMENTS:
@@ -490,7 +520,7 @@ def render(results: Results, summary: dict[str, Any], env: dict[str, Any], comma
         own_eps = f"{row['own_events_per_second']:,.0f}" if row.get("own_events_per_second") else "-"
         cpu = f"{row['cpu_seconds']['median']:.2f}" if "cpu_seconds" in row else "-"
         peak = _mb(row["peak_rss_bytes"]) if "peak_rss_bytes" in row else "-"
-        lines.append(f"{LABELS[m]:<44} {_fmt_s(row['seconds']):>22} {eps:>10} {own:>7} {own_eps:>10} {cpu:>7} "
+        lines.append(f"{LABELS[m]:<44} {_fmt_s(row['seconds']):>24} {eps:>10} {own:>7} {own_eps:>10} {cpu:>7} "
                      f"{peak:>10}")
 
     def verdict(name: str) -> str:
@@ -514,7 +544,8 @@ def render(results: Results, summary: dict[str, Any], env: dict[str, Any], comma
         f"orjson {env['orjson']}",
         f"machine: {env['cpu_count']} CPUs ({env['cpus_usable']} usable), {env['cpu_model']}, "
         f"{env['memory_bytes'] / 2**30:.1f} GiB memory; {env['platform']}",
-        f"benchmark wall time {results.total_seconds:.0f} s (corpus generated in {c['generate_seconds']:.1f} s)",
+        f"benchmark wall time {results.total_seconds:.0f} s (corpus generated in {c['generate_seconds']:.1f} s); "
+        f"other processes used {results.other_cpus_busy:.2f} CPUs on average meanwhile",
         f"command: {command}",
     ]
     lines += [f"note: {note}" for note in results.notes]

@@ -15,6 +15,8 @@ import time
 import uuid
 from typing import Any, Optional, Sequence, TextIO
 
+import orjson
+
 from pipeline.config import ConfigError, ConnectorBase, HttpConnectorBase, StorageConnector, load_config
 from sinks.storage.schemas import known_event_types, load_schema
 from transforms.batch import Batch
@@ -80,7 +82,8 @@ def _test_storage(connector: StorageConnector, events: list[dict[str, Any]]) -> 
     hour = time.strftime("%Y-%m-%d-%H", time.gmtime())
     written, problems = 0, []
     for event in events:
-        for out in writer.process(Batch((connector.id, event["event_type"], hour, 0), 0, [(event, 0)])):
+        data = orjson.dumps(event)
+        for out in writer.process(Batch((connector.id, event["event_type"], hour, 0), 0, [(data, len(data))])):
             if isinstance(out, WrittenFile):
                 written += 1
             else:

@@ -39,11 +39,20 @@ def _all_options_parser() -> _BeamArgumentParser:
     return parser
 
 
+# Portable runners hand flags the Python SDK does not know to their Java job server (e.g. Flink's
+# --checkpointing_interval): there an unknown flag may be meant for the runner.
+FORWARDING_RUNNERS = {"FlinkRunner", "PortableRunner", "SparkRunner"}
+
+
 def check_unknown_options(argv: Sequence[str]) -> None:
-    _, unknown = _all_options_parser().parse_known_args(list(argv))
+    known, unknown = _all_options_parser().parse_known_args(list(argv))
     flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--")]
-    if flags:
-        raise LaunchError(f"unknown option(s): {', '.join(flags)} (see `python -m pipeline --help`)")
+    if not flags:
+        return
+    if getattr(known, "runner", None) in FORWARDING_RUNNERS:
+        _LOG.warning("options not known to the Python SDK, passed on to the %s: %s", known.runner, ", ".join(flags))
+        return
+    raise LaunchError(f"unknown option(s): {', '.join(flags)} (see `python -m pipeline --help`)")
 
 
 def _kafka_config(raw: Optional[str]) -> tuple[tuple[str, str], ...]:

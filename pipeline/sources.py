@@ -14,10 +14,9 @@ from typing import Any, Iterator, Optional, Union
 
 import apache_beam as beam
 import orjson
-from apache_beam.coders import BytesCoder
-from apache_beam.io import ReadFromText
 
 from transforms.generate import GenerateRecords
+from transforms.lines import ReadLineChunks
 from transforms.parse import ATTR_CONNECTOR
 
 
@@ -150,11 +149,11 @@ class ReadSource(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         spec = self._spec
         if isinstance(spec, FileSource):
-            return pbegin | "ReadLines" >> ReadFromText(spec.glob, coder=BytesCoder())
+            return pbegin | "ReadLines" >> ReadLineChunks(spec.glob)
         if isinstance(spec, DeadLetterSource):
             return (pbegin
-                    | "ReadDeadLetters" >> ReadFromText(spec.glob, coder=BytesCoder())
-                    | "ToRecords" >> beam.Map(replay_record))
+                    | "ReadDeadLetters" >> ReadLineChunks(spec.glob)
+                    | "ToRecords" >> beam.Map(lambda lines: [replay_record(line) for line in lines]))
         if isinstance(spec, GenerateSource):
             if spec.rate is None:
                 return pbegin | "Generate" >> GenerateRecords(

@@ -56,7 +56,8 @@ def parse_event(data: bytes, attributes: Optional[dict[str, str]] = None) -> dic
 
 
 class ParseEvents(beam.DoFn):
-    """Raw records → `(event, hour, size, only_connector)`; dead letters on the `dead` output."""
+    """Raw records → `(event, hour, size, only_connector)` (a list of them for a chunk of records); dead letters on
+    the `dead` output."""
 
     def __init__(self, max_event_bytes: int, event_time: str) -> None:
         self._max = max_event_bytes
@@ -70,8 +71,32 @@ class ParseEvents(beam.DoFn):
             if value:
                 counter(None, name).inc(value)
 
-    def process(self, record: Union[bytes, tuple[bytes, dict[str, str]], Any],
+    def process(self, record: Union[bytes, tuple[bytes, dict[str, str]], Any, list],
                 timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:  # noqa: ANN001
+        """One record, or a chunk (a list) of records from a batched source: a chunk is parsed in one call and
+        its events leave as one list, so per-element costs are paid per chunk."""
+        if self._from_field:
+            default_hour = None
+        elif timestamp > MIN_TIMESTAMP:
+            default_hour = timestamp.micros // 3_600_000_000
+        else:  # no publish time (files, generator): arrival time
+            default_hour = int(time.time()) // 3600
+        if isinstance(record, list):
+            parsed: list[Parsed] = []
+            for one in record:
+                result = self._parse(one, default_hour)
+                if isinstance(result, tuple):
+                    parsed.append(result)
+                else:
+                    yield TaggedOutput(DEAD, result)
+            if parsed:
+                yield parsed
+            return
+        result = self._parse(record, default_hour)
+        yield result if isinstance(result, tuple) else TaggedOutput(DEAD, result)
+
+    def _parse(self, record: Any, default_hour: Optional[int]) -> Union[Parsed, dict[str, Any]]:
+        """The parsed event, or its dead letter."""
         counts = self._counts
         counts["events_in"] += 1
         if isinstance(record, bytes):
@@ -82,24 +107,16 @@ class ParseEvents(beam.DoFn):
             data, attributes = record.data, record.attributes
         if len(data) > self._max:
             counts[OVERSIZE] += 1
-            yield TaggedOutput(DEAD, dead_letter(
-                OVERSIZE, f"record of {len(data)} bytes is over the {self._max}-byte limit", data,
-                event_type=_peek(data, b'"event_type"'), event_id=_peek(data, b'"id"')))
-            return
+            return dead_letter(OVERSIZE, f"record of {len(data)} bytes is over the {self._max}-byte limit", data,
+                               event_type=_peek(data, b'"event_type"'), event_id=_peek(data, b'"id"'))
         try:
             event = parse_event(data, attributes)
         except InvalidRecord as exc:
             counts[INVALID] += 1
-            yield TaggedOutput(DEAD, dead_letter(INVALID, str(exc), data))
-            return
-        if self._from_field:
-            hour = event["time"] // 3600
-        elif timestamp > MIN_TIMESTAMP:
-            hour = timestamp.micros // 3_600_000_000
-        else:  # no publish time (files, generator): arrival time
-            hour = int(time.time()) // 3600
+            return dead_letter(INVALID, str(exc), data)
         counts["events_valid"] += 1
-        yield event, hour, len(data), attributes.get(ATTR_CONNECTOR) if attributes else None
+        hour = event["time"] // 3600 if default_hour is None else default_hour
+        return event, hour, len(data), attributes.get(ATTR_CONNECTOR) if attributes else None
 
 
 def _peek(data: bytes, key: bytes) -> Optional[str]:

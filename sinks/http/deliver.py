@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 import apache_beam as beam
+import orjson
 import requests
 from apache_beam.pvalue import TaggedOutput
 from requests.adapters import HTTPAdapter
@@ -235,7 +236,7 @@ class DeliverBatches(beam.DoFn):
         self._transport.close()
 
     def process(self, batch: Batch) -> Iterator[Any]:
-        events = [event for event, _ in batch.items]
+        events = [orjson.loads(data) for data, _ in batch.items]
         now = self._clock()
         if self._deliverer is None or now < self._open_until:
             parked: Optional[ParkedBatch] = (CREDENTIALS if self._deliverer is None else self._open_kind, now,

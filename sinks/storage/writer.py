@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import apache_beam as beam
+import orjson
 from apache_beam.pvalue import TaggedOutput
 
 from pipeline.config import StorageConnector
@@ -88,7 +89,8 @@ class WriteFiles(beam.DoFn):
         records: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         extra = 0
-        for event, _ in batch.items:
+        for data, _ in batch.items:
+            event = orjson.loads(data)
             try:
                 records.append(plan.projector.project(event))
             except ProjectionError as exc:

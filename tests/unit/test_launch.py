@@ -161,3 +161,9 @@ def test_an_unbounded_generator_on_the_local_runner_is_a_launch_error() -> None:
 
     with pytest.raises(LaunchError, match="rate"):
         run(["--source=generate:count=10,rate=5", f"--connectors={CONNECTORS}"])
+
+
+def test_flags_for_a_portable_runners_java_side_are_passed_on_not_refused() -> None:
+    check_unknown_options(["--runner=FlinkRunner", "--checkpointing_interval=60000"])
+    with pytest.raises(LaunchError, match="--checkpointing_interval"):
+        check_unknown_options(["--runner=DataflowRunner", "--checkpointing_interval=60000"])
