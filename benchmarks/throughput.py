@@ -21,6 +21,7 @@ next round would not fit, the remaining rounds are dropped and the report says s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -283,11 +284,9 @@ def run_job(kind: str, corpus: Corpus, expected_ids: set[str], folder: str,
     `prefix` goes before the job's command (a profiler: `py-spy record -o FILE --`); the job is checked the same.
     """
     work = tempfile.mkdtemp(prefix=f"{kind}-", dir=folder)
+    receiving = Receiver(token=TOKEN) if kind == "job" else contextlib.nullcontext()
     try:
-        receiver = Receiver(token=TOKEN) if kind == "job" else None
-        if receiver is not None:
-            receiver.__enter__()
-        try:
+        with receiving as receiver:
             config = connectors(kind, os.path.join(work, "out"), receiver.url if receiver else None)
             config_path = os.path.join(work, "connectors.json")
             with open(config_path, "w", encoding="utf-8") as handle:
@@ -302,9 +301,6 @@ def run_job(kind: str, corpus: Corpus, expected_ids: set[str], folder: str,
                     run.metrics = json.load(handle)
             check_run(run, config, corpus, expected_ids, receiver, log_path)
             return run
-        finally:
-            if receiver is not None:
-                receiver.__exit__(None, None, None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -387,6 +383,9 @@ def run_benchmark(events: int, repeats: int, budget: float, folder: str,
         elapsed = time.perf_counter() - started
         progress(f"round {round_no}/{repeats} in {round_seconds:.1f} s: "
                  + ", ".join(f"{m} {seconds[m][-1]:.2f} s" for m in MEASUREMENTS))
+        if round_no == 1 and budget > 0 and elapsed > budget:
+            notes.append(f"one round took {round_seconds:.0f} s ({elapsed:.0f} s with the corpus): over the "
+                         f"{budget:.0f} s budget even with a single repeat; N was not changed")
         if round_no < repeats and budget > 0 and elapsed + round_seconds > budget:
             notes.append(f"repeats reduced from {repeats} to {done}: another round (~{round_seconds:.0f} s) would "
                          f"end past the {budget:.0f} s budget ({elapsed:.0f} s used); N was not changed. "
@@ -548,6 +547,13 @@ def render(results: Results, summary: dict[str, Any], env: dict[str, Any], comma
         f"other processes used {results.other_cpus_busy:.2f} CPUs on average meanwhile",
         f"command: {command}",
     ]
+    written = {f["bytes"] for run in results.runs for f in run.get("files", {}).values()}
+    bare_bytes = results.bare.get("avro_bytes")
+    if written:
+        same = written == {bare_bytes}
+        lines.append(f"output: every storage connector wrote {', '.join(f'{b:,}' for b in sorted(written))} bytes of "
+                     f"Avro; the bare loop's containers hold {bare_bytes:,}"
+                     + (" (the same)" if same else " (files split across hours or a projection differs)"))
     lines += [f"note: {note}" for note in results.notes]
     return "\n".join(lines)
 
