@@ -1,15 +1,18 @@
 """Secret references in connector configs, resolved on workers (in DoFn.setup), never at launch.
 
 `${ENV}` reads the worker's environment; `secret:gcp:projects/P/secrets/S/versions/V` reads Google Secret Manager;
-anything else is a literal. Values are cached per resolver (one per DoFn instance) and never logged.
+anything else is a literal. Secret Manager values are cached per worker process (for `SECRET_TTL_SECONDS`, so a
+rotated secret is picked up), every value per resolver; none is ever logged.
 """
 from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from typing import Callable, Optional
 
-_ENV_ONLY = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+SECRET_TTL_SECONDS = 600.0
 _ENV_ANY = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GCP_PREFIX = "secret:gcp:"
 _GCP_NAME = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
@@ -19,11 +22,38 @@ class SecretError(RuntimeError):
     """A reference that cannot be resolved; the message names the reference, never a value."""
 
 
+class WorkerCache:
+    """Secret Manager values shared by the resolvers of one worker process: every connector's DoFns start with one
+    lookup per secret, not one each."""
+
+    def __init__(self, ttl_seconds: float = SECRET_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._values: dict[str, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, load: Callable[[str], bytes]) -> bytes:
+        with self._lock:
+            hit = self._values.get(name)
+            if hit is not None and self._clock() - hit[0] < self._ttl:
+                return hit[1]
+        value = load(name)
+        with self._lock:
+            self._values[name] = (self._clock(), value)
+        return value
+
+
+_WORKER_CACHE = WorkerCache()  # the one piece of process state: what "cached per worker" means
+
+
 class SecretResolver:
     def __init__(self, environ: Optional[dict[str, str]] = None,
-                 gcp_access: Optional[Callable[[str], bytes]] = None) -> None:
+                 gcp_access: Optional[Callable[[str], bytes]] = None,
+                 worker_cache: Optional[WorkerCache] = None) -> None:
         self._environ = environ
         self._gcp_access = gcp_access
+        self._worker_cache = worker_cache if worker_cache is not None else (
+            _WORKER_CACHE if gcp_access is None else WorkerCache())
         self._cache: dict[str, str] = {}
 
     def __call__(self, ref: str) -> str:
@@ -55,6 +85,9 @@ class SecretResolver:
         return _ENV_ANY.sub(lambda m: self._env(m.group(1)), ref)
 
     def _gcp(self, name: str) -> bytes:
+        return self._worker_cache.get(name, self._access)
+
+    def _access(self, name: str) -> bytes:
         if self._gcp_access is None:
             from google.cloud import secretmanager
 

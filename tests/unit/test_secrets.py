@@ -125,3 +125,22 @@ def test_a_misspelt_secret_reference_kind_is_an_error_not_a_literal() -> None:
 
     with pytest.raises(SecretError, match="unknown secret reference kind"):
         SecretResolver(environ={})("secrets:gcp:projects/p/secrets/s")
+
+
+def test_secret_manager_values_are_shared_by_the_resolvers_of_a_worker_for_the_ttl() -> None:
+    from pipeline.secrets import SecretResolver, WorkerCache
+
+    now = [0.0]
+    calls: list[str] = []
+    cache = WorkerCache(ttl_seconds=600, clock=lambda: now[0])
+
+    def access(name: str) -> bytes:
+        calls.append(name)
+        return b"v%d" % len(calls)
+
+    ref = "secret:gcp:projects/p/secrets/s/versions/latest"
+    assert SecretResolver(environ={}, gcp_access=access, worker_cache=cache)(ref) == "v1"
+    assert SecretResolver(environ={}, gcp_access=access, worker_cache=cache)(ref) == "v1"
+    now[0] = 601.0
+    assert SecretResolver(environ={}, gcp_access=access, worker_cache=cache)(ref) == "v2"  # a rotation is seen
+    assert len(calls) == 2
