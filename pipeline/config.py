@@ -224,6 +224,7 @@ class HttpConnectorBase(ConnectorBase):
     flush_seconds: float = Field(default=5, gt=0, le=3600)
     max_events_per_request: Optional[int] = Field(default=None, ge=1, description="at most the partner's limit")
     max_requests_per_second: Optional[float] = Field(default=None, gt=0, description="per worker")
+    max_concurrent_requests: int = Field(default=4, ge=1, le=64, description="requests in flight per batch")
     connect_timeout_seconds: float = Field(default=5, gt=0, le=120)
     read_timeout_seconds: float = Field(default=30, gt=0, le=600)
     retry_attempts: int = Field(default=4, ge=1, le=20, description="attempts inside a bundle before parking")

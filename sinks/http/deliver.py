@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional
 
@@ -43,6 +45,7 @@ _LOG = logging.getLogger(__name__)
 
 # A parked batch travels as a plain tuple (cheap to encode in state): (kind, since, error, events).
 ParkedBatch = tuple[str, float, str, list[dict[str, Any]]]
+_Attempt = tuple["Answer", float]  # an answer and its latency in ms
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class Deliverer:
                                 connector.retry_attempts)
         self._interval = 1.0 / connector.max_requests_per_second if connector.max_requests_per_second else 0.0
         self._next_slot = 0.0
+        self._pace_lock = threading.Lock()
+        self._concurrency = connector.max_concurrent_requests
+        self._pool: Optional[ThreadPoolExecutor] = None
         self._max_events = connector.max_events_per_request or partner.limits.max_events
         cid = connector.id
         self._requests = {k: counter(cid, f"requests_{k}") for k in ("2xx", "3xx", "4xx", "5xx", "error")}
@@ -112,31 +118,34 @@ class Deliverer:
         self._request_events = distribution(cid, "request_events")
 
     def _pace(self) -> None:
-        """The optional per-connector request-rate cap (per worker)."""
+        """The optional per-connector request-rate cap (per worker; shared by the sending threads)."""
         if not self._interval:
             return
-        now = time.monotonic()
-        if now < self._next_slot:
-            self._sleep(self._next_slot - now)
-        self._next_slot = max(now, self._next_slot) + self._interval
+        with self._pace_lock:
+            now = time.monotonic()
+            wait = self._next_slot - now
+            self._next_slot = max(now, self._next_slot) + self._interval
+        if wait > 0:
+            self._sleep(wait)
 
-    def send(self, request: Request) -> Answer:
+    def _attempt(self, request: Request) -> _Attempt:
+        """One request: the answer and its latency. Runs on a sending thread: records no metrics itself."""
         self._pace()
         started = time.monotonic()
         answer = self._send_once(request)
-        self._latency.update(int((time.monotonic() - started) * 1000))
-        self._requests.get(status_class(answer.status), self._requests["error"]).inc()
-        return answer
+        return answer, (time.monotonic() - started) * 1000
 
-    def _send_with_retries(self, group: list[Encoded]) -> tuple[Verdict, Answer]:
+    def _attempts(self, group: list[Encoded]) -> tuple[Verdict, Answer, list[_Attempt]]:
+        """A request sent until it is answered for good or the bundle's retries are spent (on a sending thread)."""
         request = self._partner.request([encoded for _, encoded in group])
-        self._request_events.update(len(group))
+        tries: list[_Attempt] = []
         answer = Answer(None, error="not sent")
         for attempt in range(self._backoff.attempts):
-            answer = self.send(request)
+            answer, latency = self._attempt(request)
+            tries.append((answer, latency))
             verdict = classify(answer.status) if answer.status is not None else Verdict.RETRY
             if verdict is not Verdict.RETRY:
-                return verdict, answer
+                return verdict, answer, tries
             if attempt == self._backoff.attempts - 1:
                 break
             wait = self._backoff.delay(attempt, self._rng)
@@ -145,16 +154,45 @@ class Deliverer:
                 if asked > max(self._backoff.cap_seconds, 1.0):
                     break  # longer than we wait inside a bundle: park, which honours it by not calling
                 wait = max(wait, asked)
-            self._retries.inc()
             self._sleep(wait)
-        return Verdict.RETRY, answer
+        return Verdict.RETRY, answer, tries
+
+    def _record(self, group: list[Encoded], tries: list[_Attempt]) -> None:
+        """Metrics, on the DoFn's own thread (Beam counts only there)."""
+        self._request_events.update(len(group))
+        for answer, latency in tries:
+            self._latency.update(int(latency))
+            self._requests.get(status_class(answer.status), self._requests["error"]).inc()
+        if len(tries) > 1:
+            self._retries.inc(len(tries) - 1)
+
+    def send(self, request: Request) -> Answer:
+        answer, latency = self._attempt(request)
+        self._latency.update(int(latency))
+        self._requests.get(status_class(answer.status), self._requests["error"]).inc()
+        return answer
+
+    def _send_wave(self, wave: list[list[Encoded]]) -> list[tuple[Verdict, Answer, list[_Attempt]]]:
+        if len(wave) == 1:
+            return [self._attempts(wave[0])]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix=f"send-{self._c.id}")
+        return list(self._pool.map(self._attempts, wave))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _dead(self, reason: str, error: str, event: dict[str, Any]) -> dict[str, Any]:
         return dead_letter(reason, error, event, connector=self._c.id, event_type=event.get("event_type"),
                            event_id=event.get("id"))
 
     def deliver(self, events: list[dict[str, Any]], since: Optional[float] = None) -> Outcome:
-        """Deliver a batch: what is not delivered is dead-lettered (with its reason) or parked, never lost."""
+        """Deliver a batch: what is not delivered is dead-lettered (with its reason) or parked, never lost.
+
+        Requests go out in waves of up to `max_concurrent_requests`: a partner's round trip, not our CPU, is what
+        limits a lane that sends one request at a time."""
         outcome = Outcome()
         encoded: list[Encoded] = []
         for event in events:
@@ -174,24 +212,32 @@ class Deliverer:
                            f"{self._partner.limits.max_event_bytes} bytes per event", event))
         queue = deque(groups)
         while queue:
-            group = queue.popleft()
-            verdict, answer = self._send_with_retries(group)
-            if verdict is Verdict.DONE:
-                outcome.delivered += len(group)
-            elif verdict is Verdict.SPLIT_TO_SINGLES and len(group) > 1:
-                queue.extendleft([item] for item in reversed(group))
-            elif verdict is Verdict.SPLIT_TO_SINGLES:
-                outcome.dead.append(self._dead(REJECTED, answer.describe(), group[0][0]))
-            elif verdict is Verdict.SPLIT_IN_HALVES and len(group) > 1:
-                half = len(group) // 2
-                queue.appendleft(group[half:])
-                queue.appendleft(group[:half])
-            elif verdict is Verdict.SPLIT_IN_HALVES:
-                outcome.dead.append(self._dead(TOO_LARGE, f"{self._c.type} answered 413 to a single event: "
-                                                          f"{answer.describe()}", group[0][0]))
-            else:
+            wave = [queue.popleft() for _ in range(min(self._concurrency, len(queue)))]
+            again: list[list[Encoded]] = []  # split groups, re-sent before the rest, in order
+            failed: list[list[Encoded]] = []
+            failure: Optional[tuple[Verdict, Answer]] = None
+            for group, (verdict, answer, tries) in zip(wave, self._send_wave(wave)):
+                self._record(group, tries)
+                if verdict is Verdict.DONE:
+                    outcome.delivered += len(group)
+                elif verdict is Verdict.SPLIT_TO_SINGLES and len(group) > 1:
+                    again += [[item] for item in group]
+                elif verdict is Verdict.SPLIT_TO_SINGLES:
+                    outcome.dead.append(self._dead(REJECTED, answer.describe(), group[0][0]))
+                elif verdict is Verdict.SPLIT_IN_HALVES and len(group) > 1:
+                    half = len(group) // 2
+                    again += [group[:half], group[half:]]
+                elif verdict is Verdict.SPLIT_IN_HALVES:
+                    outcome.dead.append(self._dead(TOO_LARGE, f"{self._c.type} answered 413 to a single event: "
+                                                              f"{answer.describe()}", group[0][0]))
+                else:
+                    failed.append(group)
+                    failure = failure or (verdict, answer)
+            queue.extendleft(reversed(again))
+            if failure is not None:
+                verdict, answer = failure
                 kind = CREDENTIALS if verdict is Verdict.CREDENTIALS else RETRYABLE
-                rest = [event for g in [group, *queue] for event, _ in g]
+                rest = [event for g in [*failed, *queue] for event, _ in g]
                 outcome.parked = (kind, self._clock() if since is None else since, answer.describe(), rest)
                 break
         self._delivered.inc(outcome.delivered)
@@ -233,6 +279,8 @@ class DeliverBatches(beam.DoFn):
         self._parked = counter(self._c.id, "parked_batches")
 
     def teardown(self) -> None:
+        if self._deliverer is not None:
+            self._deliverer.close()
         self._transport.close()
 
     def process(self, batch: Batch) -> Iterator[Any]:

@@ -99,6 +99,8 @@ class _StreamingPark(beam.DoFn):
         self._deliverer, self._transport, self._error = open_deliverer(self._c, self._clock)
 
     def teardown(self) -> None:
+        if self._deliverer is not None:
+            self._deliverer.close()
         self._transport.close()
 
     def process(self, element: tuple[str, ParkedBatch], parked=beam.DoFn.StateParam(PARKED),  # noqa: ANN001
@@ -165,6 +167,8 @@ class _BoundedPark(beam.DoFn):
         self._deliverer, self._transport, self._error = open_deliverer(self._c, self._clock)
 
     def teardown(self) -> None:
+        if self._deliverer is not None:
+            self._deliverer.close()
         self._transport.close()
 
     def process(self, element: tuple[str, Iterable[ParkedBatch]]) -> Iterator[dict[str, Any]]:

@@ -48,6 +48,8 @@ class Partner_:
 
 
 def _deliverer(send: Partner_, **config: Any) -> tuple[Deliverer, list[float]]:
+    """One request at a time unless a test asks for more, so the order of the partner's calls is exact."""
+    config = {"max_concurrent_requests": 1, **config}
     connector = HttpConnector(id="p", type="http", endpoint="http://partner.invalid/", retry_attempts=3,
                               backoff_base_seconds=1, backoff_cap_seconds=8, **config)
     slept: list[float] = []
@@ -148,3 +150,34 @@ def test_the_request_rate_cap_paces_requests() -> None:
     deliverer.deliver(_events(9))
     assert len(send.calls) == 3
     assert [round(s) for s in slept] == [2, 4]  # the fake sleep does not move the clock: the waits add up
+
+
+def test_requests_go_out_concurrently_up_to_the_limit() -> None:
+    import threading
+    import time as clock
+
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_ok(ids: list[str], n: int) -> Answer:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        clock.sleep(0.05)
+        with lock:
+            in_flight[0] -= 1
+        return Answer(200)
+
+    deliverer, _ = _deliverer(Partner_(slow_ok), max_concurrent_requests=3)
+    outcome = deliverer.deliver(_events(30))  # ten requests of three
+    deliverer.close()
+    assert outcome.delivered == 30 and most[0] == 3
+
+
+def test_with_concurrent_requests_a_failure_parks_the_failed_and_unsent_groups_only() -> None:
+    send = Partner_(lambda ids, n: Answer(401) if "e3" in ids else Answer(200))
+    deliverer, _ = _deliverer(send, max_concurrent_requests=2)
+    outcome = deliverer.deliver(_events(9))  # groups e0-2, e3-5 in the first wave; e6-8 never sent
+    deliverer.close()
+    assert outcome.delivered == 3
+    assert sorted(e["id"] for e in outcome.parked[3]) == ["e3", "e4", "e5", "e6", "e7", "e8"]

@@ -13,7 +13,8 @@ HOUR = 3600.0
 
 def _connector(**config: Any) -> HttpConnector:
     return HttpConnector(id="p", type="http", endpoint="http://partner.invalid/", retry_attempts=1,
-                         retry_window_hours=1, credential_grace_hours=2, max_parked_events=5, **config)
+                         max_concurrent_requests=1, retry_window_hours=1, credential_grace_hours=2,
+                         max_parked_events=5, **config)
 
 
 def _events(*ids: str) -> list[dict[str, Any]]:
