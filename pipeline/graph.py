@@ -49,8 +49,8 @@ def build(records: beam.PCollection, job: JobSpec) -> JobOutputs:
     """Wire parse, route, every connector's lane and the dead-letter path onto a PCollection of raw records."""
     parsed = records | "parse" >> beam.ParDo(ParseEvents(job.max_event_bytes, job.event_time)).with_outputs(
         DEAD, main="events")
-    lanes = parsed.events | "route" >> Route(job.config.connectors)
-    dead = [parsed[DEAD]]
+    lanes, unroutable = parsed.events | "route" >> Route(job.config.connectors)
+    dead = [parsed[DEAD], unroutable]
     files: dict[str, beam.PCollection] = {}
     delivered: dict[str, beam.PCollection] = {}
     for connector in job.config.connectors:

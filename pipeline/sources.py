@@ -167,7 +167,7 @@ class ReadSource(beam.PTransform):
 
             return (pbegin
                     | "ReadKafka" >> ReadFromKafka(**kafka_read_args(spec))
-                    | "Values" >> beam.Map(lambda record: record[1]))
+                    | "Values" >> beam.Map(lambda record: record[1] or b""))  # a null value: an invalid record
         raise TypeError(f"unsupported source {spec!r}")
 
 

@@ -31,6 +31,7 @@ TOO_LARGE = "too_large"  # a single event over the partner's per-event limit
 EXPIRED = "expired"  # retryable errors for longer than retry_window_hours
 CREDENTIALS_EXPIRED = "credentials_expired"  # credential errors for longer than credential_grace_hours
 PARKING_FULL = "parking_full"  # over the per-connector cap of parked events
+UNROUTABLE = "unroutable"  # a replayed dead letter whose connector is gone or no longer selects its type
 DRAINED = "drained"  # still parked when the stream ended (a drained job, or the end of bounded input)
 
 MAX_LINES_PER_FILE = 10_000

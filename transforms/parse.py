@@ -103,8 +103,14 @@ class ParseEvents(beam.DoFn):
             data, attributes = record, None
         elif isinstance(record, tuple):
             data, attributes = record
-        else:  # a PubsubMessage
+        elif hasattr(record, "data"):  # a PubsubMessage
             data, attributes = record.data, record.attributes
+        else:
+            data, attributes = record, None
+        if not isinstance(data, bytes):
+            counts[INVALID] += 1
+            return dead_letter(INVALID, f"not a record of bytes but {type(data).__name__}",
+                               repr(data).encode("utf-8", "replace"))
         if len(data) > self._max:
             counts[OVERSIZE] += 1
             return dead_letter(OVERSIZE, f"record of {len(data)} bytes is over the {self._max}-byte limit", data,

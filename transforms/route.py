@@ -23,8 +23,10 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import ConnectorBase
 from pipeline.metrics import counter
+from sinks.deadletter import UNROUTABLE, dead_letter
 
 REDACTED = "[REDACTED]"
+DEAD = "_dead"  # no connector id can start with "_": this tag never collides with a connector's lane
 CHUNK = 500  # events per chunk: bounds the router's memory, still amortises shuffle and state overhead
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
@@ -94,17 +96,27 @@ class RouteEvents(beam.DoFn):
     def process(self, parsed: Any, timestamp=beam.DoFn.TimestampParam) -> Iterator[TaggedOutput]:  # noqa: ANN001
         """One parsed event, or a list of them (a chunk from a batched source)."""
         for item in parsed if isinstance(parsed, list) else (parsed,):
-            for full in self._route(item, timestamp):
-                yield TaggedOutput(full[0][0], full)
+            full = self._route(item, timestamp)
+            if full is None:
+                event, only = item[0], item[3]
+                yield TaggedOutput(DEAD, dead_letter(
+                    UNROUTABLE, f"replayed for connector {only!r}, which does not exist or does not select "
+                                f"{event['event_type']}", event, connector=only, event_type=event["event_type"],
+                    event_id=event["id"]))
+                continue
+            for key, chunk in full:
+                yield TaggedOutput(key[0], (key, chunk))
 
-    def _route(self, parsed: tuple, timestamp: Timestamp) -> list[tuple[tuple, list]]:
-        """Add the event to its connectors' chunks; return the chunks that became full."""
+    def _route(self, parsed: tuple, timestamp: Timestamp) -> Optional[list[tuple[tuple, list]]]:
+        """Add the event to its connectors' chunks; return the chunks that became full, or None when an event
+        aimed at one connector (a replayed dead letter) has nowhere to go."""
         event, hour, size, only = parsed
         event_type = event["event_type"]
         hour_str = self._hours.get(hour)
         if hour_str is None:
             hour_str = self._hours[hour] = hour_string(hour)
-        full = []
+        full: list[tuple[tuple, list]] = []
+        routed_to = 0
         encoded = None  # the event as JSON, shared by every connector that sees it unchanged
         for connector in self._select(event_type):
             cid = connector.id
@@ -126,10 +138,12 @@ class RouteEvents(beam.DoFn):
                 self._first_ts[key] = timestamp
             chunk.append((data, len(data)))
             self._routed[cid] = self._routed.get(cid, 0) + 1
+            routed_to += 1
             if len(chunk) >= CHUNK:
                 del self._chunks[key]
+                del self._first_ts[key]
                 full.append((key, chunk))
-        return full
+        return None if only is not None and not routed_to else full
 
     def finish_bundle(self) -> Iterator[TaggedOutput]:
         for cid, n in self._routed.items():
@@ -140,13 +154,13 @@ class RouteEvents(beam.DoFn):
 
 
 class Route(beam.PTransform):
-    """Parsed events → a dict {connector id: PCollection of (key, chunk)}."""
+    """Parsed events → ({connector id: PCollection of (key, chunk)}, dead letters of unroutable replays)."""
 
     def __init__(self, connectors: Sequence[ConnectorBase]) -> None:
         super().__init__()
         self._connectors = list(connectors)
 
-    def expand(self, parsed: beam.PCollection) -> dict[str, beam.PCollection]:
+    def expand(self, parsed: beam.PCollection) -> tuple[dict[str, beam.PCollection], beam.PCollection]:
         ids = [c.id for c in self._connectors]
-        outputs = parsed | "Select" >> beam.ParDo(RouteEvents(self._connectors)).with_outputs(*ids)
-        return {cid: outputs[cid] for cid in ids}
+        outputs = parsed | "Select" >> beam.ParDo(RouteEvents(self._connectors)).with_outputs(DEAD, *ids)
+        return {cid: outputs[cid] for cid in ids}, outputs[DEAD]

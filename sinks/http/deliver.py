@@ -64,10 +64,10 @@ class Answer:
 class Transport:
     """One keep-alive session per worker, with connect and read timeouts; never raises."""
 
-    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(self, connect_timeout: float, read_timeout: float, connections: int = 16) -> None:
         self._timeout = (connect_timeout, read_timeout)
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(connections, 1), max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -75,7 +75,7 @@ class Transport:
         try:
             response = self._session.request(request.method, request.url, data=request.body,
                                              headers=request.headers, timeout=self._timeout)
-        except requests.RequestException as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to talk is a retry or a park, never a failed bundle
             return Answer(None, error=f"{type(exc).__name__}: {exc}")
         return Answer(response.status_code, response.headers, response.content)
 
@@ -253,7 +253,8 @@ class Deliverer:
 def open_deliverer(connector: HttpConnectorBase, clock: Callable[[], float]) -> tuple[Optional[Deliverer], Transport, str]:
     """(deliverer, transport, error) for a worker; a secret that cannot be resolved gives no deliverer and the
     error, so batches are parked as a credentials failure instead of failing the bundle forever."""
-    transport = Transport(connector.connect_timeout_seconds, connector.read_timeout_seconds)
+    transport = Transport(connector.connect_timeout_seconds, connector.read_timeout_seconds,
+                          connector.max_concurrent_requests)
     try:
         partner = partner_for(connector, SecretResolver())
         partner.headers()  # resolves the secrets now, on the worker

@@ -259,3 +259,15 @@ def test_each_bundle_starts_empty() -> None:
     second = Routed(fn, [parsed(event("b"))])
     assert [e["id"] for e in first.events("lake")] == ["a"]
     assert [e["id"] for e in second.events("lake")] == ["b"]
+
+
+def test_a_replay_for_a_connector_that_is_gone_is_an_unroutable_dead_letter_not_a_silent_drop() -> None:
+    routed = route(connectors({"id": "lake"}), [parsed(event("r1"), only="renamed")])
+    (letter,) = routed.chunks["_dead"]
+    assert (letter["reason"], letter["connector"], letter["event_id"]) == ("unroutable", "renamed", "r1")
+    assert routed.events("lake") == []
+
+
+def test_a_replay_for_a_connector_that_no_longer_selects_its_type_is_unroutable() -> None:
+    routed = route(connectors({"id": "lake", "events": ["users.behaviors.*"]}), [parsed(event("r2"), only="lake")])
+    assert [d["reason"] for d in routed.chunks["_dead"]] == ["unroutable"]
