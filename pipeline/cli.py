@@ -77,13 +77,15 @@ def validate(connectors: Sequence[ConnectorBase], out: TextIO) -> None:
 def _test_storage(connector: StorageConnector, events: list[dict[str, Any]]) -> str:
     from sinks.storage.writer import WriteFiles, WrittenFile
 
-    writer = WriteFiles(connector, run_token=int(time.time()))
+    run_token = int(time.time())
+    writer = WriteFiles(connector)
     writer.setup()
     hour = time.strftime("%Y-%m-%d-%H", time.gmtime())
     written, problems = 0, []
     for event in events:
         data = orjson.dumps(event)
-        for out in writer.process(Batch((connector.id, event["event_type"], hour, 0), 0, [(data, len(data))])):
+        batch = Batch((connector.id, event["event_type"], hour, 0), 0, [(data, len(data))], run_token)
+        for out in writer.process(batch):
             if isinstance(out, WrittenFile):
                 written += 1
             else:

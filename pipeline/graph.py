@@ -56,10 +56,10 @@ def build(records: beam.PCollection, job: JobSpec) -> JobOutputs:
     for connector in job.config.connectors:
         name = f"connector/{connector.id}"
         batches = lanes[connector.id] | f"{name}/batch" >> BatchEvents(
-            connector.batch_limits(), job.streaming, job.clock)
+            connector.batch_limits(), job.streaming, job.run_token, job.clock)
         if isinstance(connector, StorageConnector):
             written = batches | f"{name}/write" >> beam.ParDo(
-                WriteFiles(connector, job.run_token)).with_outputs(DEAD, main="files")
+                WriteFiles(connector)).with_outputs(DEAD, main="files")
             files[connector.id] = written.files
             dead.append(written[DEAD])
         else:

@@ -3,7 +3,7 @@
 One transform serves both sinks: storage connectors cut files (15,000 events / 128 MiB / 5 minutes by default),
 HTTP connectors cut requests (partner limits / 5 seconds). Input elements are `(key, chunk)` where a chunk is a list
 of `(event, size)` pairs already grouped within a bundle by the router, so state and shuffle see one element per
-chunk rather than per event. Output elements are `Batch`es with a per-key sequence number, which the sinks turn into
+chunk rather than per event. Output elements are `Batch`es with a per-key sequence number and a token, which the sinks turn into
 deterministic object names: a retried bundle re-emits the same sequence and so rewrites the same object.
 
 Bounded input (batch mode) groups with a GroupByKey and cuts; unbounded input uses a stateful DoFn with a
@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
-from apache_beam.coders import FastPrimitivesCoder, FloatCoder, VarIntCoder
+from apache_beam.coders import FastPrimitivesCoder, VarIntCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import GlobalWindow
@@ -32,8 +32,9 @@ DRAIN_AT = GlobalWindow().max_timestamp() - Duration(seconds=24 * 3600)
 
 class Batch(NamedTuple):
     key: tuple
-    seq: int
+    seq: int  # the batch's number for its key: 0, 1, 2, ...
     items: list
+    token: int  # with seq, names the batch uniquely (the run token; in streaming, when the key's state opened)
 
 
 def cut(items: Iterable[Item], max_count: int, max_bytes: int) -> Iterator[list[Item]]:
@@ -58,64 +59,88 @@ def _flatten(chunks: Iterable[list[Item]]) -> Iterator[Item]:
 class _CutGroups(beam.DoFn):
     """Batch mode: every group is complete, so cut it and number the pieces."""
 
-    def __init__(self, limits: BatchLimits) -> None:
+    def __init__(self, limits: BatchLimits, run_token: int) -> None:
         self._limits = limits
+        self._run_token = run_token
 
     def process(self, element: tuple[tuple, Iterable[list[Item]]]) -> Iterator[Batch]:
         key, chunks = element
         for seq, items in enumerate(cut(_flatten(chunks), self._limits.max_count, self._limits.max_bytes)):
-            yield Batch(key, seq, items)
+            yield Batch(key, seq, items, self._run_token)
 
 
 class _StatefulBatcher(beam.DoFn):
-    """Streaming: buffer per key; emit full batches at once, the rest when the flush interval ends."""
+    """Streaming: buffer per key; emit full batches at once, the rest when the flush interval ends.
+
+    Keys carry the hour, so a key goes idle once its hour is over: after `idle_seconds` with nothing buffered its
+    state is cleared, so a job that runs for months keeps state for live keys only. Batches are numbered from the
+    time the key's state opened (its token) and a per-key sequence, so a key that comes back after a clean-up
+    starts a new token and never reuses an earlier batch's name.
+    """
 
     BUFFER = BagStateSpec("buffer", FastPrimitivesCoder())
-    COUNT = ReadModifyWriteStateSpec("count", VarIntCoder())
+    COUNT = ReadModifyWriteStateSpec("count", VarIntCoder())  # empty when nothing is buffered
     BYTES = ReadModifyWriteStateSpec("bytes", VarIntCoder())
     SEQ = ReadModifyWriteStateSpec("seq", VarIntCoder())
-    DEADLINE = ReadModifyWriteStateSpec("deadline", FloatCoder())
+    OPENED = ReadModifyWriteStateSpec("opened", VarIntCoder())
     FLUSH = TimerSpec("flush", TimeDomain.REAL_TIME)
+    IDLE = TimerSpec("idle", TimeDomain.REAL_TIME)
     DRAIN = TimerSpec("drain", TimeDomain.WATERMARK)
 
     def __init__(self, limits: BatchLimits, clock: Callable[[], float]) -> None:
         self._limits = limits
         self._clock = clock
+        self._idle_seconds = max(3600.0, 2 * limits.flush_seconds)
 
     def process(self, element: tuple[tuple, list[Item]],
-                buffer=beam.DoFn.StateParam(BUFFER), count=beam.DoFn.StateParam(COUNT),
+                buffer=beam.DoFn.StateParam(BUFFER), count=beam.DoFn.StateParam(COUNT),  # noqa: ANN001
                 nbytes=beam.DoFn.StateParam(BYTES), seq=beam.DoFn.StateParam(SEQ),
-                deadline=beam.DoFn.StateParam(DEADLINE),
-                flush=beam.DoFn.TimerParam(FLUSH), drain=beam.DoFn.TimerParam(DRAIN)) -> Iterator[Batch]:
+                opened=beam.DoFn.StateParam(OPENED), flush=beam.DoFn.TimerParam(FLUSH),
+                idle=beam.DoFn.TimerParam(IDLE), drain=beam.DoFn.TimerParam(DRAIN)) -> Iterator[Batch]:
         key, chunk = element
+        now = self._clock()
+        if opened.read() is None:
+            opened.write(int(now))
+            drain.set(DRAIN_AT)
+        buffered = count.read()
+        if buffered is None:  # the first events since the last flush: the flush interval starts now
+            flush.set(now + self._limits.flush_seconds)
+            idle.clear()
         buffer.add(chunk)
-        total = (count.read() or 0) + len(chunk)
+        total = (buffered or 0) + len(chunk)
         size = (nbytes.read() or 0) + sum(s for _, s in chunk)
         count.write(total)
         nbytes.write(size)
-        if deadline.read() is None:
-            when = self._clock() + self._limits.flush_seconds
-            deadline.write(when)
-            flush.set(when)
-            drain.set(DRAIN_AT)
         if total >= self._limits.max_count or size >= self._limits.max_bytes:
-            yield from self._emit(key, buffer, count, nbytes, seq, deadline, flush, only_full=True)
+            yield from self._emit(key, now, buffer, count, nbytes, seq, opened, flush, idle, only_full=True)
 
     @on_timer(FLUSH)
-    def on_flush(self, key=beam.DoFn.KeyParam,
+    def on_flush(self, key=beam.DoFn.KeyParam, now=beam.DoFn.TimestampParam,  # noqa: ANN001
                  buffer=beam.DoFn.StateParam(BUFFER), count=beam.DoFn.StateParam(COUNT),
                  nbytes=beam.DoFn.StateParam(BYTES), seq=beam.DoFn.StateParam(SEQ),
-                 deadline=beam.DoFn.StateParam(DEADLINE), flush=beam.DoFn.TimerParam(FLUSH)) -> Iterator[Batch]:
-        yield from self._emit(key, buffer, count, nbytes, seq, deadline, flush, only_full=False)
+                 opened=beam.DoFn.StateParam(OPENED), flush=beam.DoFn.TimerParam(FLUSH),
+                 idle=beam.DoFn.TimerParam(IDLE)) -> Iterator[Batch]:
+        yield from self._emit(key, float(now), buffer, count, nbytes, seq, opened, flush, idle, only_full=False)
 
     @on_timer(DRAIN)
-    def on_drain(self, key=beam.DoFn.KeyParam,
+    def on_drain(self, key=beam.DoFn.KeyParam,  # noqa: ANN001
                  buffer=beam.DoFn.StateParam(BUFFER), count=beam.DoFn.StateParam(COUNT),
                  nbytes=beam.DoFn.StateParam(BYTES), seq=beam.DoFn.StateParam(SEQ),
-                 deadline=beam.DoFn.StateParam(DEADLINE), flush=beam.DoFn.TimerParam(FLUSH)) -> Iterator[Batch]:
-        yield from self._emit(key, buffer, count, nbytes, seq, deadline, flush, only_full=False)
+                 opened=beam.DoFn.StateParam(OPENED), flush=beam.DoFn.TimerParam(FLUSH),
+                 idle=beam.DoFn.TimerParam(IDLE)) -> Iterator[Batch]:
+        yield from self._emit(key, self._clock(), buffer, count, nbytes, seq, opened, flush, idle, only_full=False)
+        idle.clear()
 
-    def _emit(self, key, buffer, count, nbytes, seq, deadline, flush, only_full: bool) -> Iterator[Batch]:  # noqa: ANN001
+    @on_timer(IDLE)
+    def on_idle(self, count=beam.DoFn.StateParam(COUNT), seq=beam.DoFn.StateParam(SEQ),  # noqa: ANN001
+                opened=beam.DoFn.StateParam(OPENED), drain=beam.DoFn.TimerParam(DRAIN)) -> None:
+        if count.read() is None:  # nothing arrived since: forget the key
+            seq.clear()
+            opened.clear()
+            drain.clear()
+
+    def _emit(self, key, now, buffer, count, nbytes, seq, opened, flush, idle,  # noqa: ANN001
+              only_full: bool) -> Iterator[Batch]:
         limits = self._limits
         batches = list(cut(_flatten(buffer.read()), limits.max_count, limits.max_bytes))
         buffer.clear()
@@ -127,8 +152,9 @@ class _StatefulBatcher(beam.DoFn):
             if len(last) < limits.max_count and sum(s for _, s in last) < limits.max_bytes:
                 rest = batches.pop()
         number = seq.read() or 0
+        token = opened.read() or 0
         for items in batches:
-            yield Batch(key, number, items)
+            yield Batch(key, number, items, token)
             number += 1
         seq.write(number)
         if rest:
@@ -136,17 +162,19 @@ class _StatefulBatcher(beam.DoFn):
             count.write(len(rest))
             nbytes.write(sum(s for _, s in rest))
         else:
-            deadline.clear()
             flush.clear()
+            idle.set(now + self._idle_seconds)
 
 
 class BatchEvents(beam.PTransform):
-    """`(key, chunk)` → `Batch(key, seq, items)` within `limits`; never an empty batch."""
+    """`(key, chunk)` → `Batch(key, seq, items, token)` within `limits`; never an empty batch."""
 
-    def __init__(self, limits: BatchLimits, streaming: bool, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, limits: BatchLimits, streaming: bool, run_token: int,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self._limits = limits
         self._streaming = streaming
+        self._run_token = run_token
         self._clock = clock
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
@@ -154,4 +182,4 @@ class BatchEvents(beam.PTransform):
             return pcoll | "Buffer" >> beam.ParDo(_StatefulBatcher(self._limits, self._clock))
         return (pcoll
                 | "Group" >> beam.GroupByKey()
-                | "Cut" >> beam.ParDo(_CutGroups(self._limits)))
+                | "Cut" >> beam.ParDo(_CutGroups(self._limits, self._run_token)))

@@ -47,10 +47,9 @@ class _Plan:
 
 
 class WriteFiles(beam.DoFn):
-    def __init__(self, connector: StorageConnector, run_token: int, backoff: Backoff = Backoff(),
+    def __init__(self, connector: StorageConnector, backoff: Backoff = Backoff(),
                  store_factory: Optional[Callable[..., ObjectStore]] = None) -> None:
         self._connector = connector
-        self._run_token = run_token
         self._backoff = backoff
         self._store_factory = store_factory or open_store
 
@@ -107,7 +106,7 @@ class WriteFiles(beam.DoFn):
     def _write(self, batch: Batch, plan: _Plan, records: list[dict[str, Any]],
                events: list[dict[str, Any]]) -> Iterator[Any]:
         cid, event_type, hour, shard = batch.key
-        key = object_key(self._connector, event_type, hour, plan.schema_id, shard, offset(self._run_token, batch.seq),
+        key = object_key(self._connector, event_type, hour, plan.schema_id, shard, offset(batch.token, batch.seq),
                          self._format.extension)
         try:
             data = plan.encode(records)
