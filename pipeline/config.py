@@ -246,11 +246,15 @@ class HttpConnectorBase(ConnectorBase):
         return self
 
     def batch_limits(self) -> BatchLimits:
+        """A batch holds up to `max_concurrent_requests` requests' worth, which the deliverer cuts into requests
+        within the partner's limits and sends side by side."""
         from sinks.http.partners import partner_for
 
         limits = partner_for(self).limits
-        return BatchLimits(max_count=self.max_events_per_request or limits.max_events,
-                           max_bytes=limits.max_request_bytes, flush_seconds=self.flush_seconds)
+        per_request = self.max_events_per_request or limits.max_events
+        return BatchLimits(max_count=per_request * self.max_concurrent_requests,
+                           max_bytes=limits.max_request_bytes * self.max_concurrent_requests,
+                           flush_seconds=self.flush_seconds)
 
     def destination(self) -> str:
         from sinks.http.partners import partner_for

@@ -16,7 +16,7 @@ import orjson
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
-from pipeline.config import ConfigError, StorageConnector, load_config
+from pipeline.config import ConfigError, StorageConnector, dumps_public, load_config
 from pipeline.graph import JobSpec, build_pipeline
 from pipeline.metrics import collect, summary_lines
 from pipeline.options import EVENT_TIME_MODES, CurrentsOptions
@@ -158,6 +158,8 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
     if job.streaming:
         options.view_as(StandardOptions).streaming = True
     local = _is_local(options)
+    for connector in job.config.connectors:
+        _LOG.info("connector %s: %s", connector.id, dumps_public(connector).decode())
     if local and isinstance(job.source, GenerateSource) and job.source.rate is not None:
         raise LaunchError("--source=generate:...,rate=R is unbounded (PeriodicImpulse, a splittable DoFn), which the "
                           "local streaming runner cannot run; drop rate= for a local run, or use Dataflow or Flink")

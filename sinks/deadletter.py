@@ -62,6 +62,12 @@ def dead_letter(reason: str, error: str, payload: Union[bytes, str, dict], *, co
     return letter
 
 
+def connector_letter(reason: str, error: str, event: dict[str, Any], connector_id: str) -> dict[str, Any]:
+    """The dead letter of an event a connector could not deliver, as that connector saw it."""
+    return dead_letter(reason, error, event, connector=connector_id, event_type=event.get("event_type"),
+                       event_id=event.get("id"))
+
+
 class _WriteBundles(beam.DoFn):
     """Dead letters of a bundle → one file per (reason, hour), written when the bundle ends.
 

@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 from pipeline.config import HttpConnectorBase
 from pipeline.metrics import counter, distribution
 from pipeline.secrets import SecretError, SecretResolver
-from sinks.deadletter import INVALID, REJECTED, TOO_LARGE, dead_letter
+from sinks.deadletter import INVALID, REJECTED, TOO_LARGE, connector_letter
 from sinks.http.partners import partner_for
 from sinks.http.partners.base import Partner, Request
 from sinks.http.plan import Encoded, plan_requests
@@ -185,8 +185,7 @@ class Deliverer:
             self._pool = None
 
     def _dead(self, reason: str, error: str, event: dict[str, Any]) -> dict[str, Any]:
-        return dead_letter(reason, error, event, connector=self._c.id, event_type=event.get("event_type"),
-                           event_id=event.get("id"))
+        return connector_letter(reason, error, event, self._c.id)
 
     def deliver(self, events: list[dict[str, Any]], since: Optional[float] = None) -> Outcome:
         """Deliver a batch: what is not delivered is dead-lettered (with its reason) or parked, never lost.
@@ -265,33 +264,62 @@ def open_deliverer(connector: HttpConnectorBase, clock: Callable[[], float]) -> 
     return Deliverer(connector, partner, transport.send, clock=clock), transport, ""
 
 
-class DeliverBatches(beam.DoFn):
-    """Batches → the partner. Outputs the number of events delivered; dead letters and parked batches on their
-    own outputs."""
+class PartnerDoFn(beam.DoFn):
+    """A DoFn that talks to a connector's partner. The deliverer is opened on the worker; when it cannot be (a
+    secret not readable yet), it is opened again later, and `reopen` re-reads the secrets (a rotated key)."""
 
     def __init__(self, connector: HttpConnectorBase, clock: Callable[[], float] = time.time) -> None:
         self._c = connector
         self._clock = clock
 
     def setup(self) -> None:
-        self._deliverer, self._transport, self._error = open_deliverer(self._c, self._clock)
+        self._deliverer: Optional[Deliverer] = None
+        self._transport: Optional[Transport] = None
+        self._error = ""
+        self._open()
+
+    def _open(self) -> Optional[Deliverer]:
+        if self._deliverer is None:
+            self._close()
+            self._deliverer, self._transport, self._error = open_deliverer(self._c, self._clock)
+        return self._deliverer
+
+    def reopen(self) -> Optional[Deliverer]:
+        self._close()
+        self._deliverer = None
+        return self._open()
+
+    def _close(self) -> None:
+        if self._deliverer is not None:
+            self._deliverer.close()
+        if self._transport is not None:
+            self._transport.close()
+
+    def teardown(self) -> None:
+        self._close()
+
+
+class DeliverBatches(PartnerDoFn):
+    """Batches → the partner. Outputs the number of events delivered; dead letters and parked batches on their
+    own outputs."""
+
+    def setup(self) -> None:
+        super().setup()
         self._open_until = 0.0  # the breaker: until then, new batches go straight to parking
         self._open_kind = CREDENTIALS
         self._parked = counter(self._c.id, "parked_batches")
 
-    def teardown(self) -> None:
-        if self._deliverer is not None:
-            self._deliverer.close()
-        self._transport.close()
-
     def process(self, batch: Batch) -> Iterator[Any]:
         events = [orjson.loads(data) for data, _ in batch.items]
         now = self._clock()
-        if self._deliverer is None or now < self._open_until:
-            parked: Optional[ParkedBatch] = (CREDENTIALS if self._deliverer is None else self._open_kind, now,
+        deliverer = self._open() if now >= self._open_until else None
+        if deliverer is None:
+            if self._deliverer is None:  # could not open: try again after a probe interval
+                self._open_until, self._open_kind = now + self._c.probe_interval_seconds, CREDENTIALS
+            parked: Optional[ParkedBatch] = (self._open_kind, now,
                                              self._error or "connector failing: parked without a call", events)
         else:
-            outcome = self._deliverer.deliver(events)
+            outcome = deliverer.deliver(events)
             for letter in outcome.dead:
                 yield TaggedOutput(DEAD, letter)
             if outcome.delivered:

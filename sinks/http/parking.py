@@ -13,7 +13,7 @@ the same windows, since the job cannot end before every event is delivered or de
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.coders import FastPrimitivesCoder, FloatCoder, VarIntCoder
@@ -22,8 +22,8 @@ from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateS
 
 from pipeline.config import HttpConnectorBase
 from pipeline.metrics import counter
-from sinks.deadletter import CREDENTIALS_EXPIRED, DRAINED, EXPIRED, PARKING_FULL, dead_letter
-from sinks.http.deliver import CREDENTIALS, Deliverer, ParkedBatch, open_deliverer
+from sinks.deadletter import CREDENTIALS_EXPIRED, DRAINED, EXPIRED, PARKING_FULL, connector_letter
+from sinks.http.deliver import CREDENTIALS, Deliverer, ParkedBatch, PartnerDoFn
 from sinks.http.retry import Verdict, classify
 from transforms.batch import DRAIN_AT
 
@@ -32,8 +32,7 @@ HOUR = 3600.0
 
 def _letters(connector: HttpConnectorBase, reason: str, error: str,
              events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [dead_letter(reason, error, event, connector=connector.id, event_type=event.get("event_type"),
-                        event_id=event.get("id")) for event in events]
+    return [connector_letter(reason, error, event, connector.id) for event in events]
 
 
 def expire(connector: HttpConnectorBase, parked: list[ParkedBatch],
@@ -63,12 +62,13 @@ def admit(connector: HttpConnectorBase, batch: ParkedBatch,
     return (kind, since, error, events[:room]), overflow
 
 
-def resolve(connector: HttpConnectorBase, deliverer: Deliverer, parked: list[ParkedBatch],
+def resolve(connector: HttpConnectorBase, deliverer: Optional[Deliverer], parked: list[ParkedBatch],
             now: float) -> tuple[list[ParkedBatch], list[dict[str, Any]]]:
-    """One probe cycle: expire, probe, then deliver oldest first until something fails again."""
+    """One probe cycle: expire, probe, then deliver oldest first until something fails again (no deliverer: the
+    connector's secrets are not readable yet, so only the windows run)."""
     parked, dead = expire(connector, sorted(parked, key=lambda b: b[1]), now)
-    if not parked:
-        return [], dead
+    if not parked or deliverer is None:
+        return parked, dead
     answer = deliverer.probe()
     if answer is not None and (answer.status is None or classify(answer.status) is not Verdict.DONE):
         return parked, dead
@@ -82,7 +82,7 @@ def resolve(connector: HttpConnectorBase, deliverer: Deliverer, parked: list[Par
     return [], dead
 
 
-class _StreamingPark(beam.DoFn):
+class _StreamingPark(PartnerDoFn):
     """Per-connector parking state (keyed by connector id), driven by a processing-time probe timer."""
 
     PARKED = BagStateSpec("parked", FastPrimitivesCoder())
@@ -90,18 +90,6 @@ class _StreamingPark(beam.DoFn):
     NEXT_PROBE = ReadModifyWriteStateSpec("next_probe", FloatCoder())
     PROBE = TimerSpec("probe", TimeDomain.REAL_TIME)
     DRAIN = TimerSpec("drain", TimeDomain.WATERMARK)
-
-    def __init__(self, connector: HttpConnectorBase, clock: Callable[[], float]) -> None:
-        self._c = connector
-        self._clock = clock
-
-    def setup(self) -> None:
-        self._deliverer, self._transport, self._error = open_deliverer(self._c, self._clock)
-
-    def teardown(self) -> None:
-        if self._deliverer is not None:
-            self._deliverer.close()
-        self._transport.close()
 
     def process(self, element: tuple[str, ParkedBatch], parked=beam.DoFn.StateParam(PARKED),  # noqa: ANN001
                 count=beam.DoFn.StateParam(COUNT), next_probe=beam.DoFn.StateParam(NEXT_PROBE),
@@ -122,11 +110,9 @@ class _StreamingPark(beam.DoFn):
                  count=beam.DoFn.StateParam(COUNT), next_probe=beam.DoFn.StateParam(NEXT_PROBE),
                  probe=beam.DoFn.TimerParam(PROBE)) -> Iterator[dict[str, Any]]:
         now = float(now)  # a processing-time timer fires at its time: that is "now" here, test clocks included
-        batches = list(parked.read())
-        if self._deliverer is None:
-            keep, dead = expire(self._c, batches, now)
-        else:
-            keep, dead = resolve(self._c, self._deliverer, batches, now)
+        keep, dead = resolve(self._c, self._open(), list(parked.read()), now)
+        if any(batch[0] == CREDENTIALS for batch in keep):
+            self.reopen()  # the next probe reads the secrets again: a rotated key is picked up
         yield from dead
         parked.clear()
         for batch in keep:
@@ -142,10 +128,8 @@ class _StreamingPark(beam.DoFn):
     def on_drain(self, parked=beam.DoFn.StateParam(PARKED), count=beam.DoFn.StateParam(COUNT),  # noqa: ANN001
                  next_probe=beam.DoFn.StateParam(NEXT_PROBE), probe=beam.DoFn.TimerParam(PROBE)) -> Iterator[dict[str, Any]]:
         """The stream ends (drain, or the end of bounded input): one last try, then the rest are dead letters."""
-        batches = list(parked.read())
-        if batches and self._deliverer is not None:
-            batches, dead = resolve(self._c, self._deliverer, batches, self._clock())
-            yield from dead
+        batches, dead = resolve(self._c, self._open(), list(parked.read()), self._clock())
+        yield from dead
         for _, _, error, events in batches:
             yield from _letters(self._c, DRAINED, f"the job ended while parked: {error}", events)
         parked.clear()
@@ -154,22 +138,13 @@ class _StreamingPark(beam.DoFn):
         probe.clear()
 
 
-class _BoundedPark(beam.DoFn):
+class _BoundedPark(PartnerDoFn):
     """Bounded runs: all parked batches of a connector, probed every interval until delivered or expired."""
 
     def __init__(self, connector: HttpConnectorBase, clock: Callable[[], float],
                  sleep: Callable[[float], None]) -> None:
-        self._c = connector
-        self._clock = clock
+        super().__init__(connector, clock)
         self._sleep = sleep
-
-    def setup(self) -> None:
-        self._deliverer, self._transport, self._error = open_deliverer(self._c, self._clock)
-
-    def teardown(self) -> None:
-        if self._deliverer is not None:
-            self._deliverer.close()
-        self._transport.close()
 
     def process(self, element: tuple[str, Iterable[ParkedBatch]]) -> Iterator[dict[str, Any]]:
         batches: list[ParkedBatch] = []
@@ -182,10 +157,9 @@ class _BoundedPark(beam.DoFn):
                 total += len(batch[3])
         while batches:
             self._sleep(self._c.probe_interval_seconds)
-            if self._deliverer is None:
-                batches, dead = expire(self._c, batches, self._clock())
-            else:
-                batches, dead = resolve(self._c, self._deliverer, batches, self._clock())
+            batches, dead = resolve(self._c, self._open(), batches, self._clock())
+            if any(batch[0] == CREDENTIALS for batch in batches):
+                self.reopen()
             yield from dead
 
 

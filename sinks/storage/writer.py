@@ -18,7 +18,7 @@ from apache_beam.pvalue import TaggedOutput
 from pipeline.config import StorageConnector
 from pipeline.metrics import counter, distribution
 from pipeline.secrets import SecretError, SecretResolver
-from sinks.deadletter import SCHEMA_MISMATCH, WRITE_FAILED, dead_letter
+from sinks.deadletter import SCHEMA_MISMATCH, WRITE_FAILED, connector_letter
 from sinks.retry import Backoff, call_with_retries
 from sinks.storage.formats import Encoder, file_format
 from sinks.storage.layout import object_key, offset
@@ -59,18 +59,26 @@ class WriteFiles(beam.DoFn):
         self._format = file_format(c.format, c.codec)
         self._store: Optional[ObjectStore] = None
         self._store_error: Optional[str] = None
-        try:
-            # One retry policy, ours (`backoff`): the client libraries' own retries are turned off.
-            self._store = self._store_factory(c, SecretResolver(), max_attempts=1)
-        except (SecretError, StoreError, ValueError) as exc:  # every batch becomes a dead letter saying why
-            self._store_error = f"connector {c.id}: cannot open store: {exc}"
-            _LOG.error(self._store_error)
+        self._open_store()
         self._delivered = counter(c.id, "delivered")
         self._files = counter(c.id, "files_written")
         self._bytes = counter(c.id, "bytes_written")
         self._retries = counter(c.id, "write_retries")
         self._dropped_fields = counter(c.id, "fields_dropped")
         self._file_events = distribution(c.id, "file_events")
+
+    def _open_store(self) -> Optional[ObjectStore]:
+        """The connector's store; when it cannot be opened (a secret not readable yet), the batch at hand becomes
+        dead letters saying why, and the next batch tries again."""
+        if self._store is None:
+            try:
+                # One retry policy, ours (`backoff`): the client libraries' own retries are turned off.
+                self._store = self._store_factory(self._connector, SecretResolver(), max_attempts=1)
+                self._store_error = None
+            except (SecretError, StoreError, ValueError) as exc:
+                self._store_error = f"connector {self._connector.id}: cannot open store: {exc}"
+                _LOG.error(self._store_error)
+        return self._store
 
     def _plan(self, event_type: str) -> _Plan:
         plan = self._plans.get(event_type)
@@ -93,8 +101,7 @@ class WriteFiles(beam.DoFn):
             try:
                 records.append(plan.projector.project(event))
             except ProjectionError as exc:
-                yield TaggedOutput(DEAD, dead_letter(SCHEMA_MISMATCH, str(exc), event, connector=cid,
-                                                     event_type=event_type, event_id=event.get("id")))
+                yield TaggedOutput(DEAD, connector_letter(SCHEMA_MISMATCH, str(exc), event, cid))
                 continue
             events.append(event)
             extra += plan.projector.extra_fields(event)
@@ -115,8 +122,7 @@ class WriteFiles(beam.DoFn):
             error = f"{type(exc).__name__}: {exc}"
             _LOG.warning("connector %s: %d events of %s not written to %s: %s", cid, len(events), event_type, key, error)
             for event in events:
-                yield TaggedOutput(DEAD, dead_letter(WRITE_FAILED, error, event, connector=cid,
-                                                     event_type=event_type, event_id=event.get("id")))
+                yield TaggedOutput(DEAD, connector_letter(WRITE_FAILED, error, event, cid))
         else:
             self._delivered.inc(len(records))
             self._files.inc()
@@ -125,9 +131,9 @@ class WriteFiles(beam.DoFn):
             yield WrittenFile(cid, key, event_type, len(records), len(data))
 
     def _put(self, key: str, data: bytes) -> None:
-        if self._store is None:
+        store = self._open_store()
+        if store is None:
             raise StoreError(self._store_error or "store unavailable", retryable=False)
-        store = self._store
         call_with_retries(lambda: store.put(key, data, self._format.content_type),
                           retryable=lambda exc: isinstance(exc, StoreError) and exc.retryable,
                           backoff=self._backoff, on_retry=lambda exc, wait: self._retries.inc())

@@ -83,7 +83,3 @@ class Partner:
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
-
-
-def without_nulls(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
