@@ -46,9 +46,6 @@ class Amplitude(Partner):
         endpoint: Optional[str] = self.connector.endpoint
         return endpoint or _URLS[self.connector.region]
 
-    def headers(self) -> dict[str, str]:
-        return {}
-
     @cached_property
     def _envelope(self) -> Envelope:
         key = dumps(self.secret(self.connector.api_key))  # JSON-escaped: a key is never spliced in raw

@@ -7,6 +7,7 @@ every request exactly, after encoding, before it is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, ClassVar, Optional
 
 import orjson
@@ -60,8 +61,21 @@ class Partner:
         """The request URL: the connector's `endpoint` override, else the partner's (regional) default."""
         raise NotImplementedError
 
+    def build_headers(self) -> dict[str, str]:
+        """The partner's own headers (auth, protocol version); none by default."""
+        return {}
+
+    @cached_property
+    def _headers(self) -> dict[str, str]:
+        return self.build_headers()
+
     def headers(self) -> dict[str, str]:
-        raise NotImplementedError
+        """The partner's own headers, built once: secrets are resolved on first use, on the worker."""
+        return self._headers
+
+    @cached_property
+    def _request_headers(self) -> dict[str, str]:
+        return {"Content-Type": self.content_type, **self._headers}
 
     def envelope(self) -> Envelope:
         raise NotImplementedError
@@ -73,7 +87,7 @@ class Partner:
     def request(self, encoded: list[bytes]) -> Request:
         envelope = self.envelope()
         body = envelope.prefix + envelope.separator.join(encoded) + envelope.suffix
-        return Request(self.url, {"Content-Type": self.content_type, **self.headers()}, body, len(encoded))
+        return Request(self.url, self._request_headers, body, len(encoded))
 
     def probe(self) -> Optional[Request]:
         """A request that checks credentials without sending data (None: the partner has none; the oldest parked

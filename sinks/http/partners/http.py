@@ -7,7 +7,7 @@ the fields the reference leaves out of HTTP payloads are dropped. No event is sk
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any, ClassVar, Optional, Union
 
 from sinks.http.partners.base import Envelope, Limits, Partner, Request, dumps
@@ -86,16 +86,13 @@ class CurrentsHttp(Partner):
         endpoint: str = self.connector.endpoint
         return endpoint
 
-    @cached_property
-    def _headers(self) -> dict[str, str]:
+    def build_headers(self) -> dict[str, str]:
         headers = {"Braze-Currents-Version": "1"}
         token: Optional[str] = self.secret(self.connector.token)
         if token:
             headers["Authorization"] = f"Bearer {token}"  # sent as given: the reference never encodes it
         return headers
 
-    def headers(self) -> dict[str, str]:
-        return self._headers
 
     def envelope(self) -> Envelope:
         return self._ENVELOPE

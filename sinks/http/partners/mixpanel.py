@@ -60,8 +60,7 @@ class Mixpanel(Partner):
     def url(self) -> str:
         return self._url
 
-    @cached_property
-    def _headers(self) -> dict[str, str]:
+    def build_headers(self) -> dict[str, str]:
         """Service account `user:secret` when set; else the legacy API secret, else the project token, as the
         user with an empty password."""
         c = self.connector
@@ -71,8 +70,6 @@ class Mixpanel(Partner):
             user, password = self.secret(c.api_secret) or self.secret(c.project_token) or "", ""
         return {"Authorization": "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")}
 
-    def headers(self) -> dict[str, str]:
-        return self._headers
 
     def envelope(self) -> Envelope:
         return self._ENVELOPE

@@ -8,7 +8,6 @@ downstream dedupe.
 from __future__ import annotations
 
 from base64 import b64encode
-from functools import cached_property
 from typing import Any, ClassVar, Optional
 
 from sinks.http.partners.base import Envelope, Limits, Partner, dumps
@@ -49,14 +48,11 @@ class MParticle(Partner):
         pod: Optional[str] = self.connector.pod
         return f"https://s2s.{pod}.mparticle.com/v2/bulkevents" if pod else _DEFAULT_URL
 
-    @cached_property
-    def _headers(self) -> dict[str, str]:
+    def build_headers(self) -> dict[str, str]:
         key = self.secret(self.connector.api_key) or ""
         secret = self.secret(self.connector.api_secret) or ""
         return {"Authorization": "Basic " + b64encode(f"{key}:{secret}".encode()).decode("ascii")}
 
-    def headers(self) -> dict[str, str]:
-        return self._headers
 
     def envelope(self) -> Envelope:
         return self._ENVELOPE

@@ -57,13 +57,10 @@ class Segment(Partner):
         endpoint: Optional[str] = self.connector.endpoint
         return endpoint or _URLS[self.connector.region]
 
-    @cached_property
-    def _headers(self) -> dict[str, str]:
+    def build_headers(self) -> dict[str, str]:
         write_key = self.secret(self.connector.write_key) or ""
         return {"Authorization": "Basic " + b64encode(f"{write_key}:".encode()).decode("ascii")}
 
-    def headers(self) -> dict[str, str]:
-        return self._headers
 
     def envelope(self) -> Envelope:
         return self._ENVELOPE
