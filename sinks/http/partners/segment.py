@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from base64 import b64encode
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any, ClassVar, Optional
 
 from sinks.http.partners.base import Envelope, Limits, Partner, dumps
