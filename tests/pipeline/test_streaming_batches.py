@@ -107,3 +107,39 @@ def test_a_dead_letter_born_in_the_final_drain_is_written(tmp_path) -> None:  # 
     _assert_cuts(stream, tmp_path, [(H0, 2, "drain")], max_events=100, flush_seconds=10 * HOUR)
     letters = [json.loads(line) for path in (tmp_path / "dead").rglob("*.jsonl") for line in path.read_bytes().splitlines()]
     assert [(d["reason"], d["event_id"]) for d in letters] == [("schema_mismatch", "bad-price")]
+
+
+class SteppingClock:
+    """A clock that moves on by `step` seconds at every reading: the second chunk of a key arrives well after the
+    first, as far as the batcher can tell. The readings are counted on the class, since the runner works on
+    copies of the DoFn (and so of its clock)."""
+
+    readings = 0
+
+    def __init__(self, step: float) -> None:
+        self._step = step
+        SteppingClock.readings = 0
+
+    def __call__(self) -> float:
+        SteppingClock.readings += 1
+        return (SteppingClock.readings - 1) * self._step
+
+
+def test_an_idle_key_is_forgotten_and_its_next_files_get_a_new_token(tmp_path) -> None:  # noqa: ANN001
+    config = parse_config({"connectors": [{"id": "lake", "type": "filesystem", "path": str(tmp_path / "out"),
+                                           "max_events_per_file": 100, "flush_seconds": 60}]})
+    job = JobSpec(source=FileSource("unused"), config=config, dead_letter=str(tmp_path / "dead"),
+                  max_event_bytes=921_600, event_time="publish", streaming=True, clock=SteppingClock(4000),
+                  run_token=1)
+    stream = (TestStream().advance_watermark_to(T0)
+              .add_elements(_stamped(range(2), T0 + 1))   # the key opens at clock 0; flush at 60
+              .advance_processing_time(61)                # flushed; the key is idle from 61
+              .advance_processing_time(3700)              # idle for an hour: its state is dropped
+              .add_elements(_stamped(range(2, 5), T0 + 2))  # reopens at clock 4000; flush at 4060
+              .advance_processing_time(400)
+              .advance_watermark_to_infinity())
+    with TestPipeline(runner=BundleBasedDirectRunner(), options=StandardOptions(streaming=True)) as p:
+        build(p | stream, job)
+    offsets = sorted(int(path.name.rsplit("+", 1)[1].removesuffix(".avro"))
+                     for path in (tmp_path / "out").rglob("*.avro"))
+    assert offsets == [0, 4000 * 1_000_000]  # the second file starts the reopened key's own sequence
