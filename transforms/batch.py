@@ -1,9 +1,9 @@
 """Windowed grouping per key (connector, event type, hour, shard) into batches bounded by count, bytes and time.
 
 One transform serves both sinks: storage connectors cut files (15,000 events / 128 MiB / 5 minutes by default),
-HTTP connectors cut requests (partner limits / 5 seconds). Input elements are `(key, chunk)` where a chunk is a list
-of `(event, size)` pairs already grouped within a bundle by the router, so state and shuffle see one element per
-chunk rather than per event. Output elements are `Batch`es with a per-key sequence number and a token, which the sinks turn into
+HTTP connectors cut requests (partner limits / 5 seconds). Input elements are `(key, chunk)` where a chunk is the
+JSON of events already grouped within a bundle by the router, joined by newlines, so state and shuffle see one
+bytes value per chunk rather than an element per event. Output elements are `Batch`es with a per-key sequence number and a token, which the sinks turn into
 deterministic object names: a retried bundle re-emits the same sequence and so rewrites the same object.
 
 Bounded input (batch mode) groups with a GroupByKey and cuts; unbounded input uses a stateful DoFn with a
@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
-from apache_beam.coders import FastPrimitivesCoder, VarIntCoder
+from apache_beam.coders import BytesCoder, VarIntCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import GlobalWindow
@@ -51,9 +51,11 @@ def cut(items: Iterable[Item], max_count: int, max_bytes: int) -> Iterator[list[
         yield batch
 
 
-def _flatten(chunks: Iterable[list[Item]]) -> Iterator[Item]:
+def _flatten(chunks: Iterable[bytes]) -> Iterator[Item]:
+    """Chunks (newline-joined JSON events) → (event JSON, size) items."""
     for chunk in chunks:
-        yield from chunk
+        for line in chunk.split(b"\n"):
+            yield line, len(line)
 
 
 class _CutGroups(beam.DoFn):
@@ -63,7 +65,7 @@ class _CutGroups(beam.DoFn):
         self._limits = limits
         self._run_token = run_token
 
-    def process(self, element: tuple[tuple, Iterable[list[Item]]]) -> Iterator[Batch]:
+    def process(self, element: tuple[tuple, Iterable[bytes]]) -> Iterator[Batch]:
         key, chunks = element
         for seq, items in enumerate(cut(_flatten(chunks), self._limits.max_count, self._limits.max_bytes)):
             yield Batch(key, seq, items, self._run_token)
@@ -78,7 +80,7 @@ class _StatefulBatcher(beam.DoFn):
     starts a new token and never reuses an earlier batch's name.
     """
 
-    BUFFER = BagStateSpec("buffer", FastPrimitivesCoder())
+    BUFFER = BagStateSpec("buffer", BytesCoder())
     COUNT = ReadModifyWriteStateSpec("count", VarIntCoder())  # empty when nothing is buffered
     BYTES = ReadModifyWriteStateSpec("bytes", VarIntCoder())
     SEQ = ReadModifyWriteStateSpec("seq", VarIntCoder())
@@ -92,7 +94,7 @@ class _StatefulBatcher(beam.DoFn):
         self._clock = clock
         self._idle_seconds = max(3600.0, 2 * limits.flush_seconds)
 
-    def process(self, element: tuple[tuple, list[Item]],
+    def process(self, element: tuple[tuple, bytes],
                 buffer=beam.DoFn.StateParam(BUFFER), count=beam.DoFn.StateParam(COUNT),  # noqa: ANN001
                 nbytes=beam.DoFn.StateParam(BYTES), seq=beam.DoFn.StateParam(SEQ),
                 opened=beam.DoFn.StateParam(OPENED), flush=beam.DoFn.TimerParam(FLUSH),
@@ -107,8 +109,8 @@ class _StatefulBatcher(beam.DoFn):
             flush.set(now + self._limits.flush_seconds)
             idle.clear()
         buffer.add(chunk)
-        total = (buffered or 0) + len(chunk)
-        size = (nbytes.read() or 0) + sum(s for _, s in chunk)
+        total = (buffered or 0) + chunk.count(b"\n") + 1
+        size = (nbytes.read() or 0) + len(chunk)
         count.write(total)
         nbytes.write(size)
         if total >= self._limits.max_count or size >= self._limits.max_bytes:
@@ -158,7 +160,7 @@ class _StatefulBatcher(beam.DoFn):
             number += 1
         seq.write(number)
         if rest:
-            buffer.add(rest)
+            buffer.add(b"\n".join(data for data, _ in rest))
             count.write(len(rest))
             nbytes.write(sum(s for _, s in rest))
         else:

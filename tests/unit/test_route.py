@@ -55,7 +55,7 @@ class Routed:
             self.chunks[out.tag].append(out.value.value)
 
     def events(self, connector_id: str) -> list[dict[str, Any]]:
-        return [orjson.loads(data) for _, chunk in self.chunks.get(connector_id, []) for data, _ in chunk]
+        return [orjson.loads(data) for _, chunk in self.chunks.get(connector_id, []) for data in chunk.split(b"\n")]
 
     def keys(self, connector_id: str) -> list[tuple]:
         return [key for key, _ in self.chunks.get(connector_id, [])]
@@ -134,17 +134,11 @@ def test_key_is_connector_type_hour_and_shard() -> None:
     assert routed.keys("lake") == [("lake", EMAIL, "2023-11-14-22", 0)]
 
 
-def test_chunk_items_are_the_event_json_and_its_size() -> None:
-    ev = event()
-    routed = route(connectors({"id": "lake"}), [parsed(ev, size=321)])
+def test_a_chunk_is_the_events_json_joined_by_newlines() -> None:
+    first, second = event("a"), event("b")
+    routed = route(connectors({"id": "lake"}), [parsed(first), parsed(second)])
     [(_, chunk)] = routed.chunks["lake"]
-    assert chunk == [(orjson.dumps(ev), len(orjson.dumps(ev)))]
-
-
-def test_connectors_that_see_an_event_unchanged_share_one_encoding() -> None:
-    routed = route(connectors({"id": "a"}, {"id": "b"}), [parsed(event())])
-    [(_, chunk_a)], [(_, chunk_b)] = routed.chunks["a"], routed.chunks["b"]
-    assert chunk_a[0][0] is chunk_b[0][0]
+    assert chunk == orjson.dumps(first) + b"\n" + orjson.dumps(second)
 
 
 def test_finish_bundle_output_is_windowed_at_the_first_events_timestamp() -> None:
@@ -157,7 +151,7 @@ def test_finish_bundle_output_is_windowed_at_the_first_events_timestamp() -> Non
     assert out.tag == "lake"
     assert out.value.timestamp == Timestamp(T0 + 1)
     key, chunk = out.value.value
-    assert [orjson.loads(ev)["id"] for ev, _ in chunk] == ["a", "b"]
+    assert [orjson.loads(ev)["id"] for ev in chunk.split(b"\n")] == ["a", "b"]
 
 
 def test_two_connectors_see_the_same_event_through_their_own_transforms() -> None:
@@ -214,7 +208,7 @@ def test_events_are_grouped_per_type_and_hour() -> None:
     routed = route(connectors({"id": "lake"}), [
         parsed(event("a", EMAIL)), parsed(event("b", "users.behaviors.Purchase")),
         parsed(event("c", EMAIL), hour=HOUR + 1), parsed(event("d", EMAIL))])
-    by_key = {key: [orjson.loads(ev)["id"] for ev, _ in chunk] for key, chunk in routed.chunks["lake"]}
+    by_key = {key: [orjson.loads(ev)["id"] for ev in chunk.split(b"\n")] for key, chunk in routed.chunks["lake"]}
     assert by_key == {
         ("lake", EMAIL, "2023-11-14-22", 0): ["a", "d"],
         ("lake", "users.behaviors.Purchase", "2023-11-14-22", 0): ["b"],
@@ -225,16 +219,16 @@ def test_events_are_grouped_per_type_and_hour() -> None:
 def test_a_full_chunk_leaves_from_process_without_waiting_for_the_bundle_end() -> None:
     routed = route(connectors({"id": "lake"}), [parsed(event(f"e{i}")) for i in range(CHUNK + 3)])
     assert len(routed.from_process) == 1
-    assert len(routed.from_process[0].value[1]) == CHUNK
+    assert routed.from_process[0].value[1].count(b"\n") + 1 == CHUNK
     assert len(routed.from_finish) == 1
-    assert len(routed.from_finish[0].value.value[1]) == 3
+    assert routed.from_finish[0].value.value[1].count(b"\n") + 1 == 3
     assert [e["id"] for e in routed.events("lake")] == [f"e{i}" for i in range(CHUNK + 3)]
 
 
 def test_shards_spread_events_by_crc32_of_the_id() -> None:
     ids = [f"event-{i}" for i in range(200)]
     routed = route(connectors({"id": "lake", "shards": 4}), [parsed(event(i)) for i in ids])
-    shard_of = {orjson.loads(ev)["id"]: key[3] for key, chunk in routed.chunks["lake"] for ev, _ in chunk}
+    shard_of = {orjson.loads(ev)["id"]: key[3] for key, chunk in routed.chunks["lake"] for ev in chunk.split(b"\n")}
     assert shard_of == {i: zlib.crc32(i.encode("utf-8")) % 4 for i in ids}
     assert set(shard_of.values()) == {0, 1, 2, 3}
 
