@@ -67,3 +67,11 @@ def test_credentials_fixed_within_the_grace_window_deliver_everything(tmp_path) 
         violations = list(fixed.violations)
     assert letters == [] and violations == []
     assert accepted == sorted(f"e{i}" for i in range(20))
+
+
+def test_events_still_parked_when_the_stream_ends_are_drained_dead_letters(tmp_path) -> None:  # noqa: ANN001
+    with StandIn("http", token="t0ken") as bad:
+        bad.credentials_valid = False
+        letters = _run(tmp_path, {"bad": bad}, minutes=3)  # well inside the 15-minute grace window
+    assert sorted(d["event_id"] for d in letters) == sorted(f"e{i}" for i in range(20))
+    assert {d["reason"] for d in letters} == {"drained"}
