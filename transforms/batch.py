@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
-from apache_beam.coders import BytesCoder, VarIntCoder
+from apache_beam.coders import BytesCoder, FastPrimitivesCoder, TupleCoder, VarIntCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import GlobalWindow
@@ -35,6 +35,25 @@ class Batch(NamedTuple):
     seq: int  # the batch's number for its key: 0, 1, 2, ...
     items: list
     token: int  # with seq, names the batch uniquely (the run token; in streaming, when the key's state opened)
+
+
+class BatchCoder(beam.coders.Coder):
+    """Batches as a tuple of fast coders: Beam samples element sizes by encoding, and a NamedTuple would be
+    pickled whole."""
+
+    _inner = TupleCoder([FastPrimitivesCoder(), VarIntCoder(), FastPrimitivesCoder(), VarIntCoder()])
+
+    def encode(self, value: Batch) -> bytes:
+        return self._inner.encode(tuple(value))
+
+    def decode(self, encoded: bytes) -> Batch:
+        return Batch(*self._inner.decode(encoded))
+
+    def is_deterministic(self) -> bool:
+        return False
+
+
+beam.coders.registry.register_coder(Batch, BatchCoder)
 
 
 def cut(items: Iterable[Item], max_count: int, max_bytes: int) -> Iterator[list[Item]]:
@@ -181,7 +200,7 @@ class BatchEvents(beam.PTransform):
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
         if self._streaming:
-            return pcoll | "Buffer" >> beam.ParDo(_StatefulBatcher(self._limits, self._clock))
+            return pcoll | "Buffer" >> beam.ParDo(_StatefulBatcher(self._limits, self._clock)).with_output_types(Batch)
         return (pcoll
                 | "Group" >> beam.GroupByKey()
-                | "Cut" >> beam.ParDo(_CutGroups(self._limits, self._run_token)))
+                | "Cut" >> beam.ParDo(_CutGroups(self._limits, self._run_token)).with_output_types(Batch))
