@@ -1,6 +1,8 @@
 """Object stores against the real local stand-ins: moto (S3), gcp-storage-emulator (GCS), Azurite (Azure Blob)."""
 from __future__ import annotations
 
+import contextlib
+
 import base64
 import json
 import pickle
@@ -22,6 +24,18 @@ from tests.emulators import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 KINDS = ["filesystem", "s3", "gcs", "azure"]
 CLOUD_KINDS = ["s3", "gcs", "azure"]
 FAST = {"connect_timeout": 1.0, "read_timeout": 2.0, "max_attempts": 1}
+
+
+@contextlib.contextmanager
+def _serving(handler: type) -> Iterator[str]:
+    """A stand-in HTTP server on 127.0.0.1 for one test; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _blob_endpoint(connection_string: str) -> str:
@@ -170,14 +184,8 @@ def scripted_server(request: pytest.FixtureRequest) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as url:
+        yield url
 
 
 ANSWERS = [((500, "InternalError"), True), ((503, "SlowDown"), True), ((429, "TooManyRequests"), True),
@@ -373,14 +381,8 @@ def token_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/token", grants
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as url:
+        yield f"{url}/token", grants
 
 
 def _service_account_json(token_uri: str) -> str:
