@@ -6,7 +6,7 @@ Retry-After), split on 400 and 413, and — when retries inside the bundle run o
 hand what is left to parking. Idempotency comes from the partners' insert ids, so a request re-sent after a lost
 answer is harmless.
 
-`DeliverBatches` runs it on a worker: one `requests.Session` (keep-alive) per DoFn instance, and a local breaker
+`DeliverBatches` runs it on a worker: one keep-alive connection pool (`Transport`) per DoFn instance, and a local breaker
 so that, while a connector is failing, new batches go straight to parking instead of hammering the endpoint.
 """
 from __future__ import annotations
@@ -19,12 +19,12 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional
+from urllib.request import getproxies, proxy_bypass
 
 import apache_beam as beam
 import orjson
-import requests
+import urllib3
 from apache_beam.pvalue import TaggedOutput
-from requests.adapters import HTTPAdapter
 
 from pipeline.config import HttpConnectorBase
 from pipeline.metrics import counter, distribution
@@ -62,25 +62,53 @@ class Answer:
 
 
 class Transport:
-    """One keep-alive session per worker, with connect and read timeouts; never raises."""
+    """One keep-alive connection pool per worker, with connect and read timeouts and no retries of its own (the
+    deliverer's are the only ones); never raises.
+
+    urllib3 directly, not `requests`: it costs about a third of the CPU per request, and a lane that posts
+    thousands of requests a minute spends that on every one. Proxies come from the environment (HTTP(S)_PROXY,
+    NO_PROXY), as they did with `requests`; redirects are followed (up to 3), keeping the method and body on 307/308.
+    """
 
     def __init__(self, connect_timeout: float, read_timeout: float, connections: int = 16) -> None:
-        self._timeout = (connect_timeout, read_timeout)
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(connections, 1), max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._options: dict[str, Any] = {
+            "num_pools": 4, "maxsize": max(connections, 1), "block": False,
+            "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            "retries": urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=3,
+                                     raise_on_redirect=False, raise_on_status=False)}
+        self._managers: dict[Optional[str], urllib3.PoolManager] = {}
+        self._routes: dict[tuple[str, str], urllib3.PoolManager] = {}
+
+    def _manager(self, url: str) -> urllib3.PoolManager:
+        """The pool for a URL: direct, or through the environment's proxy for its scheme (decided once per host)."""
+        parsed = urllib3.util.parse_url(url)
+        route = (parsed.scheme or "http", parsed.host or "")
+        manager = self._routes.get(route)
+        if manager is None:
+            proxy = getproxies().get(route[0])
+            if proxy and proxy_bypass(route[1]):
+                proxy = None
+            manager = self._managers.get(proxy)
+            if manager is None:
+                manager = self._managers[proxy] = (urllib3.ProxyManager(proxy, **self._options) if proxy
+                                                   else urllib3.PoolManager(**self._options))
+            self._routes[route] = manager
+        return manager
 
     def send(self, request: Request) -> Answer:
         try:
-            response = self._session.request(request.method, request.url, data=request.body,
-                                             headers=request.headers, timeout=self._timeout)
+            response = self._manager(request.url).request(request.method, request.url, body=request.body,
+                                                           headers=request.headers)
         except Exception as exc:  # noqa: BLE001 - any failure to talk is a retry or a park, never a failed bundle
-            return Answer(None, error=f"{type(exc).__name__}: {exc}")
-        return Answer(response.status_code, response.headers, response.content)
+            cause = getattr(exc, "reason", None) or exc  # urllib3 wraps the socket error in MaxRetryError
+            return Answer(None, error=f"{type(cause).__name__}: {cause}")
+        return Answer(response.status, response.headers, response.data)
 
     def close(self) -> None:
-        self._session.close()
+        for manager in self._managers.values():
+            manager.clear()
+        self._managers.clear()
+        self._routes.clear()
 
 
 @dataclass
