@@ -5,6 +5,7 @@ any remote runner) the job is submitted and the launcher returns, as a Flex Temp
 """
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import sys
@@ -145,6 +146,19 @@ def _is_local(options: PipelineOptions) -> bool:
                                        options.view_as(PortableOptions).job_endpoint == "embed")
 
 
+def tune_collector() -> None:
+    """Make CPython's cyclic collector cheap for a local run, whose worker is this process.
+
+    Bundles allocate millions of short-lived dicts, so the collector runs constantly, and its older generations
+    walk every object Beam and the client libraries created at start-up (several hundred thousand, alive until
+    exit). Freezing those and collecting the young generation less often took about 7% off the benchmark job.
+    `python -m pipeline` also pauses the collector while importing; this turns it back on.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+    gc.enable()
+
+
 def _write_metrics(path: str, metrics: dict) -> None:
     with FileSystems.create(path, mime_type="application/json") as handle:
         handle.write(orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
@@ -173,6 +187,10 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
         raise LaunchError(f"--source=kafka: cannot expand Beam's Kafka read ({exc}). Run an expansion service and "
                           "pass --kafka_expansion_service=HOST:PORT, or stage Beam's io expansion-service jar as "
                           "the message says.") from None
+    if local:
+        tune_collector()
+    else:
+        gc.enable()
     result = pipeline.run()
     if not local:
         _LOG.info("job submitted; not waiting for it (state %s)", result.state)
