@@ -26,7 +26,9 @@ ATTR_CONNECTOR = "currents_connector"  # routes a record to that connector only 
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it a time cannot name a date= hour
 
-Parsed = tuple[dict[str, Any], int, int, Optional[str]]  # (event, hour index, size, only this connector)
+# (event, hour index, its JSON, only this connector). The JSON is the record's own bytes when they stand for the
+# event as parsed (not amended, no raw newline), so the router need not encode it again; None otherwise.
+Parsed = tuple[dict[str, Any], int, Optional[bytes], Optional[str]]
 
 
 class InvalidRecord(ValueError):
@@ -56,7 +58,7 @@ def parse_event(data: bytes, attributes: Optional[dict[str, str]] = None) -> dic
 
 
 class ParseEvents(beam.DoFn):
-    """Raw records → `(event, hour, size, only_connector)` (a list of them for a chunk of records); dead letters on
+    """Raw records → `(event, hour, json, only_connector)` (a list of them for a chunk of records); dead letters on
     the `dead` output."""
 
     def __init__(self, max_event_bytes: int, event_time: str) -> None:
@@ -122,7 +124,10 @@ class ParseEvents(beam.DoFn):
             return dead_letter(INVALID, str(exc), data)
         counts["events_valid"] += 1
         hour = event["time"] // 3600 if default_hour is None else default_hour
-        return event, hour, len(data), attributes.get(ATTR_CONNECTOR) if attributes else None
+        # A chunk joins events by newlines: a record with a raw newline in it (pretty-printed JSON from a
+        # message) or whose event_type came from an attribute is encoded again by the router instead.
+        as_is = data if (attributes is None or ATTR_EVENT_TYPE not in attributes) and b"\n" not in data else None
+        return event, hour, as_is, attributes.get(ATTR_CONNECTOR) if attributes else None
 
 
 def _peek(data: bytes, key: bytes) -> Optional[str]:

@@ -72,7 +72,7 @@ def hour_string(hour: int) -> str:
 
 
 class RouteEvents(beam.DoFn):
-    """`(event, hour, size, only_connector)` → `(key, chunk)` on each selecting connector's output."""
+    """`(event, hour, json, only_connector)` → `(key, chunk)` on each selecting connector's output."""
 
     def __init__(self, connectors: Sequence[ConnectorBase]) -> None:
         self._connectors = list(connectors)
@@ -111,14 +111,13 @@ class RouteEvents(beam.DoFn):
     def _route(self, parsed: tuple, timestamp: Timestamp) -> Optional[list[tuple[tuple, list]]]:
         """Add the event to its connectors' chunks; return the chunks that became full, or None when an event
         aimed at one connector (a replayed dead letter) has nowhere to go."""
-        event, hour, size, only = parsed
+        event, hour, encoded, only = parsed  # encoded: the event's JSON as read, when it can be used as is
         event_type = event["event_type"]
         hour_str = self._hours.get(hour)
         if hour_str is None:
             hour_str = self._hours[hour] = hour_string(hour)
         full: list[tuple[tuple, list]] = []
         routed_to = 0
-        encoded = None  # the event as JSON, shared by every connector that sees it unchanged
         for connector in self._select(event_type):
             cid = connector.id
             if only is not None and only != cid:
@@ -126,7 +125,7 @@ class RouteEvents(beam.DoFn):
             transform = self._transforms[cid]
             # A replayed dead letter (only is set) already went through this connector's transforms.
             routed = transform(event) if transform and only is None else event
-            if routed is event:
+            if routed is event:  # one encoding, shared by every connector that sees the event unchanged
                 data = encoded = encoded or orjson.dumps(event)
             else:
                 data = orjson.dumps(routed)

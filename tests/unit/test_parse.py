@@ -106,13 +106,19 @@ def test_max_time_is_the_last_second_of_year_9999() -> None:
 
 # --- ParseEvents DoFn -------------------------------------------------------------------------------------------
 
-def test_valid_record_becomes_event_hour_size_and_no_connector() -> None:
+def test_valid_record_becomes_event_hour_its_own_json_and_no_connector() -> None:
     data = record()
-    [(event, hour, size, only)] = run(ParseEvents(921_600, "publish"), data)
+    [(event, hour, json, only)] = run(ParseEvents(921_600, "publish"), data)
     assert event["id"] == "ev-1"
     assert hour == T0 // HOUR
-    assert size == len(data)
+    assert json is data
     assert only is None
+
+
+def test_record_with_a_raw_newline_is_not_passed_on_as_json() -> None:
+    data = record().replace(b",", b",\n", 1)
+    [(event, _, json, _)] = run(ParseEvents(921_600, "publish"), data)
+    assert event["id"] == "ev-1" and json is None
 
 
 def test_oversize_record_is_a_dead_letter_with_best_effort_id_and_type() -> None:
@@ -128,8 +134,14 @@ def test_oversize_record_is_a_dead_letter_with_best_effort_id_and_type() -> None
 
 def test_record_exactly_at_the_limit_is_not_oversize() -> None:
     data = record()
-    [(event, _, size, _)] = run(ParseEvents(len(data), "publish"), data)
-    assert size == len(data)
+    [(event, _, _, _)] = run(ParseEvents(len(data), "publish"), data)
+    assert event["id"] == "ev-1"
+
+
+def test_an_event_type_taken_from_an_attribute_is_encoded_again_not_passed_on_as_read() -> None:
+    data = record(event_type=...)
+    [(event, _, json, _)] = run(ParseEvents(921_600, "publish"), (data, {"event_type": "users.behaviors.CustomEvent"}))
+    assert event["event_type"] == "users.behaviors.CustomEvent" and json is None
 
 
 def test_oversize_check_comes_before_parsing() -> None:

@@ -33,8 +33,8 @@ def event(event_id: str = "ev-1", event_type: str = EMAIL, **fields: Any) -> dic
     return {"id": event_id, "event_type": event_type, "time": T0, **fields}
 
 
-def parsed(ev: dict[str, Any], only: str | None = None, size: int = 100, hour: int = HOUR) -> tuple:
-    return ev, hour, size, only
+def parsed(ev: dict[str, Any], only: str | None = None, json: bytes | None = None, hour: int = HOUR) -> tuple:
+    return ev, hour, json, only
 
 
 class Routed:
@@ -139,6 +139,16 @@ def test_a_chunk_is_the_events_json_joined_by_newlines() -> None:
     routed = route(connectors({"id": "lake"}), [parsed(first), parsed(second)])
     [(_, chunk)] = routed.chunks["lake"]
     assert chunk == orjson.dumps(first) + b"\n" + orjson.dumps(second)
+
+
+def test_the_records_own_json_is_passed_on_as_read_to_connectors_that_see_the_event_unchanged() -> None:
+    ev = event(email_address="a@example.com")
+    as_read = b'{"id": "ev-1",  "event_type": "%s", "time": %d, "email_address": "a@example.com"}' % (
+        EMAIL.encode(), T0)
+    conns = connectors({"id": "raw"}, {"id": "hashed", "field_transforms": {"email_address": "hash"}})
+    routed = route(conns, [parsed(ev, json=as_read)])
+    assert routed.chunks["raw"][0][1] == as_read
+    assert orjson.loads(routed.chunks["hashed"][0][1])["email_address"] == sha256("a@example.com")
 
 
 def test_finish_bundle_output_is_windowed_at_the_first_events_timestamp() -> None:
