@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, Optional, Union
+from typing import Any, ClassVar, Optional
 
 from sinks.http.partners.base import Envelope, Limits, Partner, Request, dumps
 from sinks.http.partners.names import CUSTOM_EVENT, PURCHASE, parse_properties
@@ -18,58 +18,49 @@ MIB = 1024 * 1024
 _USER_FIELDS = ("user_id", "external_user_id", "device_id", "timezone")
 _DEPRECATED = ("gender", "country", "language", "sdk_version", "resolution", "carrier")
 _STEP_VARIATION = "canvas_step_message_variation_id"
-_PROFILE_UPDATE = "users.profile.Update"  # its gender/country/language are the updated profile values, not device data
+_PROFILE_UPDATE = "users.profile.Update"
 
 
-class _To:
-    """Where a field goes, besides `properties` under its own name."""
-
-    SKIP = 0  # top-level or dropped
-    USER = 1
-    OBJECT = 2  # JSON string → object under the plan's object key
-
-
-Route = Union[int, str]  # a _To value, or the `properties` key a field is renamed to
+_TOP_LEVEL = frozenset({"event_type", "id", "time"})
 
 
 @dataclass(frozen=True)
 class _Plan:
-    routes: dict[str, Route]
-    object_key: str
+    """Where one event type's fields go. Everything not left out goes to `properties` under its own name."""
+
+    user_fields: tuple[str, ...]  # copied to `user`
+    left_out: frozenset[str]  # not copied to `properties` under their own name
+    renames: tuple[tuple[str, str], ...]  # (field, `properties` key)
+    object_key: Optional[str]  # where the JSON-string `properties` goes, parsed; None: kept as it is
 
 
 @lru_cache(maxsize=1024)
 def _plan(event_type: str) -> _Plan:
-    """Field routes of one event type, built once: the per-event loop then does one dict lookup per field."""
-    routes: dict[str, Route] = {"event_type": _To.SKIP, "id": _To.SKIP, "time": _To.SKIP}
+    """Built once per event type, so an event costs two dict comprehensions, not a Python step per field."""
     if event_type.startswith("agentconsole."):
-        return _Plan(routes, "properties")  # agent-console events send `"user": {}`; ids stay in properties
-    routes.update(dict.fromkeys(_USER_FIELDS, _To.USER))
-    if event_type != _PROFILE_UPDATE:
-        routes.update(dict.fromkeys(_DEPRECATED, _To.SKIP))
+        return _Plan((), _TOP_LEVEL, (), None)  # agent-console events send `"user": {}`; ids stay in properties
+    left_out = set(_TOP_LEVEL) | set(_USER_FIELDS) | {_STEP_VARIATION}
+    if event_type != _PROFILE_UPDATE:  # its gender/country/language are the updated profile, not device data
+        left_out |= set(_DEPRECATED)
     banner = event_type.startswith("users.messages.banner.")
-    routes[_STEP_VARIATION] = "canvas_step_message_variation_api_id" if banner else _To.SKIP
-    if event_type in (CUSTOM_EVENT, PURCHASE):
-        routes["properties"] = _To.OBJECT
-    return _Plan(routes, "custom_properties" if event_type == CUSTOM_EVENT else "purchase_properties")
+    renames = ((_STEP_VARIATION, "canvas_step_message_variation_api_id"),) if banner else ()
+    object_key = {CUSTOM_EVENT: "custom_properties", PURCHASE: "purchase_properties"}.get(event_type)
+    if object_key:
+        left_out.add("properties")
+    return _Plan(_USER_FIELDS, frozenset(left_out), renames, object_key)
 
 
 def encode_currents(event: dict[str, Any]) -> bytes:
     event_type = event.get("event_type") or ""
     plan = _plan(event_type)
-    routes = plan.routes
-    user: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-    for key, value in event.items():
-        if value is None:
-            continue
-        route = routes.get(key, key)
-        if isinstance(route, str):
-            properties[route] = value
-        elif route == _To.USER:
-            user[key] = value
-        elif route == _To.OBJECT:
-            properties[plan.object_key] = parse_properties(value)
+    user = {k: event[k] for k in plan.user_fields if event.get(k) is not None}
+    left_out = plan.left_out
+    properties = {k: v for k, v in event.items() if v is not None and k not in left_out}
+    for field, key in plan.renames:
+        if event.get(field) is not None:
+            properties[key] = event[field]
+    if plan.object_key and event.get("properties") is not None:
+        properties[plan.object_key] = parse_properties(event["properties"])
     return dumps({"event_type": event_type, "id": event.get("id"), "time": event.get("time"), "user": user,
                   "properties": properties})
 
