@@ -78,13 +78,13 @@ def _test_storage(connector: StorageConnector, events: list[dict[str, Any]]) -> 
     from sinks.storage.writer import WriteFiles, WrittenFile
 
     run_token = int(time.time())
-    writer = WriteFiles(connector)
+    writer = WriteFiles([connector])
     writer.setup()
     hour = time.strftime("%Y-%m-%d-%H", time.gmtime())
     written, problems = 0, []
     for event in events:
         data = orjson.dumps(event)
-        batch = Batch((connector.id, event["event_type"], hour, 0), 0, [(data, len(data))], run_token)
+        batch = Batch((connector.id, event["event_type"], hour, 0, (connector.id,)), 0, [(data, len(data))], run_token)
         for out in writer.process(batch):
             if isinstance(out, WrittenFile):
                 written += 1

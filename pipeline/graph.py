@@ -4,6 +4,9 @@
                               ├─► connector/<id>/batch ─► connector/<id>/deliver ─► connector/<id>/park
                               │                                                       (an analytics partner)
                               └─► dead-letters/write    (every drop, with its reason)
+
+Storage connectors that would write byte-identical files share one lane, named after the first of them
+(pipeline/lanes.py): batched and encoded once, written to each.
 """
 from __future__ import annotations
 
@@ -11,9 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import logging
+
 import apache_beam as beam
 
 from pipeline.config import CurrentsConfig, StorageConnector
+from pipeline.lanes import plan_lanes
 from pipeline.sources import ReadSource, SourceSpec
 from sinks.deadletter import WriteDeadLetters
 from sinks.http.deliver import PARKED, DeliverBatches
@@ -22,6 +28,9 @@ from sinks.storage.writer import WriteFiles
 from transforms.batch import BatchEvents
 from transforms.parse import DEAD, ParseEvents
 from transforms.route import Route
+
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,14 +62,21 @@ def build(records: beam.PCollection, job: JobSpec) -> JobOutputs:
     dead = [parsed[DEAD], unroutable]
     files: dict[str, beam.PCollection] = {}
     delivered: dict[str, beam.PCollection] = {}
-    for connector in job.config.connectors:
-        name = f"connector/{connector.id}"
-        batches = lanes[connector.id] | f"{name}/batch" >> BatchEvents(
+    for lane in plan_lanes(job.config.connectors):
+        connector = lane.lead
+        name = f"connector/{lane.id}"
+        if lane.shared:
+            _LOG.info("connectors %s share one lane (same format, codec, field transforms, batching and shards): "
+                      "each file is encoded once and written to each", ", ".join(c.id for c in lane.members))
+        batches = lanes[lane.id] | f"{name}/batch" >> BatchEvents(
             connector.batch_limits(), job.streaming, job.run_token, job.clock)
         if isinstance(connector, StorageConnector):
             written = batches | f"{name}/write" >> beam.ParDo(
-                WriteFiles(connector)).with_outputs(DEAD, main="files")
-            files[connector.id] = written.files
+                WriteFiles(lane.members)).with_outputs(DEAD, main="files")
+            for member in lane.members:
+                files[member.id] = written.files if not lane.shared else (
+                    written.files | f"{name}/files-of/{member.id}" >> beam.Filter(
+                        lambda file, cid=member.id: file.connector == cid))
             dead.append(written[DEAD])
         else:
             sent = batches | f"{name}/deliver" >> beam.ParDo(

@@ -1,12 +1,13 @@
-"""Route each event to the connectors that select it, applying each connector's field transforms.
+"""Route each event to the lanes of the connectors that select it, applying each lane's field transforms.
 
 One pass over the stream for every connector: the selection is resolved once per event type and cached, the event
-is copied only for connectors whose transforms touch one of its fields, and events are gathered per
-(connector, event type, hour, shard) within the bundle, so the batching step receives chunks instead of single
-events. A chunk is the events' JSON joined by newlines (orjson never writes a raw newline): one bytes value crosses
+is copied only for lanes whose transforms touch one of its fields, and events are gathered per
+(lane, event type, hour, shard, members) within the bundle, so the batching step receives chunks instead of single
+events. `members` are the ids of the lane's connectors that select the event's type (pipeline/lanes.py): connectors
+sharing a lane can still select different types, and a replayed dead letter goes to its own connector only. A chunk is the events' JSON joined by newlines (orjson never writes a raw newline): one bytes value crosses
 the shuffle and state for hundreds of events, far more cheaply than dicts or lists, and connectors that see an
 event unchanged share one encoding. Each
-connector's chunks leave on an output tagged with its id: one lane per connector.
+lane's chunks leave on an output tagged with its id (its first connector's).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import ConnectorBase
+from pipeline.lanes import Lane, plan_lanes
 from pipeline.metrics import counter
 from sinks.deadletter import UNROUTABLE, dead_letter
 
@@ -72,15 +74,15 @@ def hour_string(hour: int) -> str:
 
 
 class RouteEvents(beam.DoFn):
-    """`(event, hour, json, only_connector)` → `(key, chunk)` on each selecting connector's output."""
+    """`(event, hour, json, only_connector)` → `(key, chunk)` on each selecting lane's output."""
 
     def __init__(self, connectors: Sequence[ConnectorBase]) -> None:
-        self._connectors = list(connectors)
+        self._lanes = plan_lanes(connectors)
 
     def setup(self) -> None:
-        self._transforms = {c.id: field_transform(dict(c.field_transforms)) for c in self._connectors}
-        self._shards = {c.id: getattr(c, "shards", 1) for c in self._connectors}
-        self._targets: dict[str, list[ConnectorBase]] = {}
+        self._transforms = {lane.id: field_transform(dict(lane.lead.field_transforms)) for lane in self._lanes}
+        self._shards = {lane.id: getattr(lane.lead, "shards", 1) for lane in self._lanes}
+        self._targets: dict[str, list[tuple[Lane, tuple[str, ...]]]] = {}
         self._hours: dict[int, str] = {}
 
     def start_bundle(self) -> None:
@@ -88,10 +90,15 @@ class RouteEvents(beam.DoFn):
         self._first_ts: dict[tuple, Timestamp] = {}
         self._routed: dict[str, int] = {}
 
-    def _select(self, event_type: str) -> list[ConnectorBase]:
+    def _select(self, event_type: str) -> list[tuple[Lane, tuple[str, ...]]]:
+        """(lane, ids of its connectors that select the type) for every lane with at least one."""
         targets = self._targets.get(event_type)
         if targets is None:
-            targets = self._targets[event_type] = [c for c in self._connectors if c.selects(event_type)]
+            targets = self._targets[event_type] = []
+            for lane in self._lanes:
+                members = tuple(c.id for c in lane.members if c.selects(event_type))
+                if members:
+                    targets.append((lane, members))
         return targets
 
     def process(self, parsed: Any, timestamp=beam.DoFn.TimestampParam) -> Iterator[TaggedOutput]:  # noqa: ANN001
@@ -118,10 +125,12 @@ class RouteEvents(beam.DoFn):
             hour_str = self._hours[hour] = hour_string(hour)
         full: list[tuple[tuple, list]] = []
         routed_to = 0
-        for connector in self._select(event_type):
-            cid = connector.id
-            if only is not None and only != cid:
-                continue
+        for lane, members in self._select(event_type):
+            cid = lane.id
+            if only is not None:
+                if only not in members:
+                    continue
+                members = (only,)
             transform = self._transforms[cid]
             # A replayed dead letter (only is set) already went through this connector's transforms.
             routed = transform(event) if transform and only is None else event
@@ -131,21 +140,27 @@ class RouteEvents(beam.DoFn):
                 data = orjson.dumps(routed)
             shards = self._shards[cid]
             shard = zlib.crc32(event["id"].encode("utf-8")) % shards if shards > 1 else 0
-            key = (cid, event_type, hour_str, shard)
+            key = (cid, event_type, hour_str, shard, members)
             chunk = self._chunks.get(key)
             if chunk is None:
                 chunk = self._chunks[key] = []
                 self._first_ts[key] = timestamp
             chunk.append(data)
-            self._routed[cid] = self._routed.get(cid, 0) + 1
             routed_to += 1
             if len(chunk) >= CHUNK:
                 del self._chunks[key]
                 del self._first_ts[key]
+                self._count(members, len(chunk))
                 full.append((key, chunk))
         return None if only is not None and not routed_to else full
 
+    def _count(self, members: tuple[str, ...], n: int) -> None:
+        for member in members:
+            self._routed[member] = self._routed.get(member, 0) + n
+
     def finish_bundle(self) -> Iterator[TaggedOutput]:
+        for key, lines in self._chunks.items():
+            self._count(key[4], len(lines))
         for cid, n in self._routed.items():
             counter(cid, "routed").inc(n)
         for key, lines in self._chunks.items():
@@ -154,13 +169,13 @@ class RouteEvents(beam.DoFn):
 
 
 class Route(beam.PTransform):
-    """Parsed events → ({connector id: PCollection of (key, chunk)}, dead letters of unroutable replays)."""
+    """Parsed events → ({lane id: PCollection of (key, chunk)}, dead letters of unroutable replays)."""
 
     def __init__(self, connectors: Sequence[ConnectorBase]) -> None:
         super().__init__()
         self._connectors = list(connectors)
 
     def expand(self, parsed: beam.PCollection) -> tuple[dict[str, beam.PCollection], beam.PCollection]:
-        ids = [c.id for c in self._connectors]
+        ids = [lane.id for lane in plan_lanes(self._connectors)]
         outputs = parsed | "Select" >> beam.ParDo(RouteEvents(self._connectors)).with_outputs(DEAD, *ids)
         return {cid: outputs[cid] for cid in ids}, outputs[DEAD]

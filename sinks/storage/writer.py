@@ -4,12 +4,15 @@ Per batch: project every event onto the type's schema (misfits become `schema_mi
 rest as one file, put it under its deterministic key, retrying transient store errors with backoff. A write that
 still fails, or that the store refuses (credentials, missing bucket), turns the batch into `write_failed` dead
 letters: the bundle never fails, so a runner never retries it forever.
+
+A lane's connectors (pipeline/lanes.py) share the projection and the encoding: the file is then put into the store
+of each connector the batch is for, under that connector's key, with that connector's metrics and dead letters.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
 import orjson
@@ -46,39 +49,60 @@ class _Plan:
     encode: Encoder
 
 
-class WriteFiles(beam.DoFn):
-    def __init__(self, connector: StorageConnector, backoff: Backoff = Backoff(),
-                 store_factory: Optional[Callable[..., ObjectStore]] = None) -> None:
-        self._connector = connector
-        self._backoff = backoff
-        self._store_factory = store_factory or open_store
+class _Member:
+    """One connector of the lane on a worker: its store (opened lazily) and its metrics."""
 
-    def setup(self) -> None:
-        c = self._connector
-        self._plans: dict[str, _Plan] = {}
-        self._format = file_format(c.format, c.codec)
+    def __init__(self, connector: StorageConnector, store_factory: Callable[..., ObjectStore]) -> None:
+        self.connector = connector
+        self._store_factory = store_factory
         self._store: Optional[ObjectStore] = None
         self._store_error: Optional[str] = None
-        self._open_store()
-        self._delivered = counter(c.id, "delivered")
-        self._files = counter(c.id, "files_written")
-        self._bytes = counter(c.id, "bytes_written")
-        self._retries = counter(c.id, "write_retries")
-        self._dropped_fields = counter(c.id, "fields_dropped")
-        self._file_events = distribution(c.id, "file_events")
+        cid = connector.id
+        self.delivered = counter(cid, "delivered")
+        self.files = counter(cid, "files_written")
+        self.bytes = counter(cid, "bytes_written")
+        self.retries = counter(cid, "write_retries")
+        self.dropped_fields = counter(cid, "fields_dropped")
+        self.file_events = distribution(cid, "file_events")
 
-    def _open_store(self) -> Optional[ObjectStore]:
+    def store(self) -> Optional[ObjectStore]:
         """The connector's store; when it cannot be opened (a secret not readable yet), the batch at hand becomes
         dead letters saying why, and the next batch tries again."""
         if self._store is None:
             try:
                 # One retry policy, ours (`backoff`): the client libraries' own retries are turned off.
-                self._store = self._store_factory(self._connector, SecretResolver(), max_attempts=1)
+                self._store = self._store_factory(self.connector, SecretResolver(), max_attempts=1)
                 self._store_error = None
             except (SecretError, StoreError, ValueError) as exc:
-                self._store_error = f"connector {self._connector.id}: cannot open store: {exc}"
+                self._store_error = f"connector {self.connector.id}: cannot open store: {exc}"
                 _LOG.error(self._store_error)
         return self._store
+
+    def put(self, key: str, data: bytes, content_type: str, backoff: Backoff) -> None:
+        store = self.store()
+        if store is None:
+            raise StoreError(self._store_error or "store unavailable", retryable=False)
+        call_with_retries(lambda: store.put(key, data, content_type),
+                          retryable=lambda exc: isinstance(exc, StoreError) and exc.retryable,
+                          backoff=backoff, on_retry=lambda exc, wait: self.retries.inc())
+
+
+class WriteFiles(beam.DoFn):
+    """A lane's batches → files, one per batch, in the store of every connector the batch is for."""
+
+    def __init__(self, connectors: Sequence[StorageConnector], backoff: Backoff = Backoff(),
+                 store_factory: Optional[Callable[..., ObjectStore]] = None) -> None:
+        self._connectors = list(connectors)
+        self._backoff = backoff
+        self._store_factory = store_factory or open_store
+
+    def setup(self) -> None:
+        lead = self._connectors[0]  # a lane's connectors have the same format and codec
+        self._plans: dict[str, _Plan] = {}
+        self._format = file_format(lead.format, lead.codec)
+        self._members = {c.id: _Member(c, self._store_factory) for c in self._connectors}
+        for member in self._members.values():
+            member.store()
 
     def _plan(self, event_type: str) -> _Plan:
         plan = self._plans.get(event_type)
@@ -91,7 +115,7 @@ class WriteFiles(beam.DoFn):
         return plan
 
     def process(self, batch: Batch) -> Iterator[Any]:
-        cid, event_type, hour, shard = batch.key
+        _, event_type, hour, shard, members = batch.key
         plan = self._plan(event_type)
         records: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
@@ -101,39 +125,45 @@ class WriteFiles(beam.DoFn):
             try:
                 records.append(plan.projector.project(event))
             except ProjectionError as exc:
-                yield TaggedOutput(DEAD, connector_letter(SCHEMA_MISMATCH, str(exc), event, cid))
+                for cid in members:
+                    yield TaggedOutput(DEAD, connector_letter(SCHEMA_MISMATCH, str(exc), event, cid))
                 continue
             events.append(event)
             extra += plan.projector.extra_fields(event)
         if extra:
-            self._dropped_fields.inc(extra)
-        if records:  # never an empty file
-            yield from self._write(batch, plan, records, events)
-
-    def _write(self, batch: Batch, plan: _Plan, records: list[dict[str, Any]],
-               events: list[dict[str, Any]]) -> Iterator[Any]:
-        cid, event_type, hour, shard = batch.key
-        key = object_key(self._connector, event_type, hour, plan.schema_id, shard, offset(batch.token, batch.seq),
-                         self._format.extension)
+            for cid in members:
+                self._members[cid].dropped_fields.inc(extra)
+        if not records:  # never an empty file
+            return
         try:
             data = plan.encode(records)
-            self._put(key, data)
+        except (ValueError, TypeError, OverflowError) as exc:
+            yield from self._failed(members, event_type, events, f"{type(exc).__name__}: {exc}", "(not encoded)")
+            return
+        for cid in members:
+            yield from self._write(self._members[cid], batch, plan, data, events)
+
+    def _write(self, member: _Member, batch: Batch, plan: _Plan, data: bytes,
+               events: list[dict[str, Any]]) -> Iterator[Any]:
+        _, event_type, hour, shard, _ = batch.key
+        connector = member.connector
+        key = object_key(connector, event_type, hour, plan.schema_id, shard, offset(batch.token, batch.seq),
+                         self._format.extension)
+        try:
+            member.put(key, data, self._format.content_type, self._backoff)
         except (StoreError, ValueError, TypeError, OverflowError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            _LOG.warning("connector %s: %d events of %s not written to %s: %s", cid, len(events), event_type, key, error)
+            yield from self._failed((connector.id,), event_type, events, f"{type(exc).__name__}: {exc}", key)
+            return
+        member.delivered.inc(len(events))
+        member.files.inc()
+        member.bytes.inc(len(data))
+        member.file_events.update(len(events))
+        yield WrittenFile(connector.id, key, event_type, len(events), len(data))
+
+    def _failed(self, members: Sequence[str], event_type: str, events: list[dict[str, Any]], error: str,
+                key: str) -> Iterator[Any]:
+        for cid in members:
+            _LOG.warning("connector %s: %d events of %s not written to %s: %s", cid, len(events), event_type, key,
+                         error)
             for event in events:
                 yield TaggedOutput(DEAD, connector_letter(WRITE_FAILED, error, event, cid))
-        else:
-            self._delivered.inc(len(records))
-            self._files.inc()
-            self._bytes.inc(len(data))
-            self._file_events.update(len(records))
-            yield WrittenFile(cid, key, event_type, len(records), len(data))
-
-    def _put(self, key: str, data: bytes) -> None:
-        store = self._open_store()
-        if store is None:
-            raise StoreError(self._store_error or "store unavailable", retryable=False)
-        call_with_retries(lambda: store.put(key, data, self._format.content_type),
-                          retryable=lambda exc: isinstance(exc, StoreError) and exc.retryable,
-                          backoff=self._backoff, on_retry=lambda exc, wait: self._retries.inc())

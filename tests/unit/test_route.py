@@ -13,7 +13,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import parse_config
-from transforms.route import CHUNK, REDACTED, RouteEvents, field_transform, hour_string
+from transforms.route import CHUNK, DEAD, REDACTED, RouteEvents, field_transform, hour_string
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 HOUR = T0 // 3600
@@ -55,7 +55,9 @@ class Routed:
             self.chunks[out.tag].append(out.value.value)
 
     def events(self, connector_id: str) -> list[dict[str, Any]]:
-        return [orjson.loads(data) for _, chunk in self.chunks.get(connector_id, []) for data in chunk.split(b"\n")]
+        """The events routed to a connector, on its own lane or on one it shares (key[4] says whom a chunk is for)."""
+        return [orjson.loads(data) for tag, chunks in self.chunks.items() if tag != DEAD for key, chunk in chunks
+                if connector_id in key[4] for data in chunk.split(b"\n")]
 
     def keys(self, connector_id: str) -> list[tuple]:
         return [key for key, _ in self.chunks.get(connector_id, [])]
@@ -129,9 +131,9 @@ def test_hour_string_is_utc_year_month_day_hour() -> None:
 
 # --- RouteEvents ------------------------------------------------------------------------------------------------
 
-def test_key_is_connector_type_hour_and_shard() -> None:
+def test_key_is_lane_type_hour_shard_and_the_connectors_it_is_for() -> None:
     routed = route(connectors({"id": "lake"}), [parsed(event())])
-    assert routed.keys("lake") == [("lake", EMAIL, "2023-11-14-22", 0)]
+    assert routed.keys("lake") == [("lake", EMAIL, "2023-11-14-22", 0, ("lake",))]
 
 
 def test_a_chunk_is_the_events_json_joined_by_newlines() -> None:
@@ -187,6 +189,22 @@ def test_only_selecting_connectors_receive_the_event() -> None:
     assert sorted(e["id"] for e in routed.events("all")) == ["c1", "e1", "p1"]
 
 
+def test_connectors_sharing_a_lane_get_one_chunk_naming_those_that_select_the_type() -> None:
+    conns = connectors({"id": "lake", "path": "/tmp/a"}, {"id": "mirror", "path": "/tmp/b"},
+                       {"id": "emails", "path": "/tmp/c", "events": ["users.messages.email.*"]})
+    routed = route(conns, [parsed(event("e1", EMAIL)), parsed(event("p1", "users.behaviors.Purchase"))])
+    assert set(routed.chunks) == {"lake"}
+    assert sorted((key[1], key[4]) for key, _ in routed.chunks["lake"]) == [
+        ("users.behaviors.Purchase", ("lake", "mirror")), (EMAIL, ("lake", "mirror", "emails"))]
+
+
+def test_a_replay_on_a_shared_lane_is_for_its_own_connector_only() -> None:
+    conns = connectors({"id": "lake", "path": "/tmp/a"}, {"id": "mirror", "path": "/tmp/b"})
+    routed = route(conns, [parsed(event("replayed"), only="mirror")])
+    assert [key[4] for key, _ in routed.chunks["lake"]] == [("mirror",)]
+    assert routed.events("lake") == [] and [e["id"] for e in routed.events("mirror")] == ["replayed"]
+
+
 def test_event_no_connector_selects_goes_nowhere() -> None:
     routed = route(connectors({"id": "email", "events": ["users.messages.email.*"]}),
                    [parsed(event(event_type="users.behaviors.CustomEvent"))])
@@ -220,9 +238,9 @@ def test_events_are_grouped_per_type_and_hour() -> None:
         parsed(event("c", EMAIL), hour=HOUR + 1), parsed(event("d", EMAIL))])
     by_key = {key: [orjson.loads(ev)["id"] for ev in chunk.split(b"\n")] for key, chunk in routed.chunks["lake"]}
     assert by_key == {
-        ("lake", EMAIL, "2023-11-14-22", 0): ["a", "d"],
-        ("lake", "users.behaviors.Purchase", "2023-11-14-22", 0): ["b"],
-        ("lake", EMAIL, "2023-11-14-23", 0): ["c"],
+        ("lake", EMAIL, "2023-11-14-22", 0, ("lake",)): ["a", "d"],
+        ("lake", "users.behaviors.Purchase", "2023-11-14-22", 0, ("lake",)): ["b"],
+        ("lake", EMAIL, "2023-11-14-23", 0, ("lake",)): ["c"],
     }
 
 

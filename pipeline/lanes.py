@@ -1,0 +1,58 @@
+"""Lanes: the connectors that receive identical batches share one route output, one batching step and one encoding.
+
+Storage connectors whose files would be byte for byte the same — same format, codec, field transforms, batching
+limits and shards — differ only in where the files go (two buckets, a bucket and its mirror in another cloud).
+Routing, batching, projection and encoding are done once for all of them, and each file is then put into every
+member's store: five such connectors cost one encoding, not five. Each member keeps its own event selection,
+object keys, metrics and dead letters; a store that refuses a file dead-letters it for that member only.
+
+Partners never share a lane: each has its own endpoint, credentials, limits and parking.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable, Sequence
+
+from pipeline.config import ConnectorBase, StorageConnector
+
+
+@dataclass(frozen=True)
+class Lane:
+    members: tuple[ConnectorBase, ...]  # in config order; the first names the lane's steps and route output
+
+    @property
+    def id(self) -> str:
+        return self.members[0].id
+
+    @property
+    def lead(self) -> ConnectorBase:
+        return self.members[0]
+
+    @property
+    def shared(self) -> bool:
+        return len(self.members) > 1
+
+
+def _sharing_key(connector: Any) -> Hashable:
+    """What makes a connector's files what they are; None for a connector that never shares."""
+    if not isinstance(connector, StorageConnector):
+        return None
+    limits = connector.batch_limits()
+    return (connector.format, connector.codec, tuple(sorted(connector.field_transforms.items())),
+            limits.max_count, limits.max_bytes, limits.flush_seconds, connector.shards)
+
+
+def plan_lanes(connectors: Sequence[ConnectorBase]) -> list[Lane]:
+    """Connectors grouped into lanes, in config order (a lane sits where its first member is)."""
+    groups: dict[Hashable, list[ConnectorBase]] = {}
+    lanes: list[list[ConnectorBase]] = []
+    for connector in connectors:
+        key = _sharing_key(connector)
+        if key is not None and key in groups:
+            groups[key].append(connector)
+            continue
+        members = [connector]
+        lanes.append(members)
+        if key is not None:
+            groups[key] = members
+    return [Lane(tuple(members)) for members in lanes]

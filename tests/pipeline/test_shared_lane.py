@@ -1,0 +1,75 @@
+"""Storage connectors that share a lane (pipeline/lanes.py), run as a whole job on the local runner.
+
+Each member gets the files it would have got alone — its own event selection, its own keys — and its own metrics;
+a member whose store refuses the files gets the dead letters, the others are not touched.
+"""
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+
+from pipeline.main import run
+from tests.corpus import corpus, dead_letters, decode_file, local_objects, valid_events, write_lines
+
+EMAIL = "users.messages.email."
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("shared")
+    lines, kinds = corpus(1500, seed=5)
+    source = write_lines(str(tmp / "events.jsonl"), lines)
+    (tmp / "blocker").write_bytes(b"a file where a folder should be")
+    config = {"connectors": [
+        {"id": "lake", "type": "filesystem", "path": str(tmp / "lake"), "max_events_per_file": 50},
+        {"id": "mirror", "type": "filesystem", "path": str(tmp / "mirror"), "prefix": "copy",
+         "max_events_per_file": 50},
+        {"id": "emails", "type": "filesystem", "path": str(tmp / "emails"), "max_events_per_file": 50,
+         "events": [f"{EMAIL}*"]},
+        {"id": "broken", "type": "filesystem", "path": str(tmp / "blocker" / "out"), "max_events_per_file": 50},
+    ]}
+    run(["--runner=DirectRunner", f"--source=file:{source}", f"--connectors={json.dumps(config)}",
+         f"--dead_letter={tmp / 'dead'}", f"--metrics_out={tmp / 'metrics.json'}"])
+    return {"tmp": tmp, "valid": valid_events(lines, kinds), "metrics": json.loads((tmp / "metrics.json").read_bytes()),
+            "letters": dead_letters(str(tmp / "dead"))}
+
+
+def _files(job: dict, folder: str) -> dict[str, bytes]:
+    return local_objects(str(job["tmp"] / folder))
+
+
+def _ids(files: dict[str, bytes]) -> collections.Counter:
+    return collections.Counter(r["id"] for key, data in files.items() for r in decode_file(key, data))
+
+
+def test_each_member_gets_every_event_it_selects_exactly_once(job: dict) -> None:
+    everything = {e["id"] for e in job["valid"]}
+    emails = {e["id"] for e in job["valid"] if e["event_type"].startswith(EMAIL)}
+    for folder, expected in (("lake", everything), ("mirror", everything), ("emails", emails)):
+        ids = _ids(_files(job, folder))
+        assert set(ids) == expected and set(ids.values()) == {1}, folder
+
+
+def test_members_get_the_same_file_bytes_under_their_own_keys(job: dict) -> None:
+    lake, mirror = _files(job, "lake"), _files(job, "mirror")
+    assert all(key.startswith("currents/") for key in lake) and all(key.startswith("copy/") for key in mirror)
+    assert sorted(lake.values()) == sorted(mirror.values())
+
+
+def test_each_member_has_its_own_metrics(job: dict) -> None:
+    metrics = job["metrics"]
+    n_email = sum(1 for e in job["valid"] if e["event_type"].startswith(EMAIL))
+    assert metrics["connector.lake"]["delivered"] == metrics["connector.mirror"]["delivered"] == len(job["valid"])
+    assert metrics["connector.emails"]["delivered"] == n_email
+    assert metrics["connector.lake"]["files_written"] == len(_files(job, "lake"))
+    assert metrics["connector.emails"]["files_written"] == len(_files(job, "emails"))
+    assert metrics["connector.lake"]["routed"] == len(job["valid"]) and metrics["connector.emails"]["routed"] == n_email
+
+
+def test_a_member_whose_store_refuses_gets_the_dead_letters_and_the_others_do_not(job: dict) -> None:
+    reasons = collections.Counter((letter["connector"], letter["reason"]) for letter in job["letters"])
+    assert reasons == {("broken", "write_failed"): len(job["valid"])}
+    assert job["metrics"]["connector.broken"].get("delivered", 0) == 0
+    assert {letter["event_id"] for letter in job["letters"]} == {e["id"] for e in job["valid"]}
