@@ -19,6 +19,7 @@ class FileFormat:
     name: str
     extension: str
     content_type: str
+    reads_schema_fields_only: bool = False  # True: a record may carry fields the schema lacks (they are ignored)
 
     def encoder(self, schema: dict[str, Any]) -> Encoder:
         raise NotImplementedError
@@ -28,6 +29,7 @@ class Avro(FileFormat):
     """An Avro object container (fastavro), the reference format."""
 
     name, extension, content_type = "avro", "avro", "avro/binary"
+    reads_schema_fields_only = True  # fastavro looks up each schema field by name and nothing else
 
     def __init__(self, codec: str = "null") -> None:
         self._codec = codec

@@ -110,26 +110,29 @@ class WriteFiles(beam.DoFn):
             schema = load_schema(event_type)
             generic = schema is None
             schema = generic_schema() if generic else schema
-            plan = self._plans[event_type] = _Plan(schema_id(schema), projector_for(schema, generic),
-                                                   self._format.encoder(schema))
+            projector = projector_for(schema, generic, copy=not self._format.reads_schema_fields_only)
+            plan = self._plans[event_type] = _Plan(schema_id(schema), projector, self._format.encoder(schema))
         return plan
 
     def process(self, batch: Batch) -> Iterator[Any]:
         _, event_type, hour, shard, members = batch.key
         plan = self._plan(event_type)
-        records: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
-        extra = 0
-        for data, _ in batch.items:
-            event = orjson.loads(data)
-            try:
-                records.append(plan.projector.project(event))
-            except ProjectionError as exc:
-                for cid in members:
-                    yield TaggedOutput(DEAD, connector_letter(SCHEMA_MISMATCH, str(exc), event, cid))
-                continue
-            events.append(event)
-            extra += plan.projector.extra_fields(event)
+        project = plan.projector.project
+        events = [orjson.loads(data) for data, _ in batch.items]
+        try:  # the common case, in one comprehension: every event fits the schema
+            records = [project(event) for event in events]
+        except ProjectionError:
+            records, fitting = [], []
+            for event in events:
+                try:
+                    records.append(project(event))
+                except ProjectionError as exc:
+                    for cid in members:
+                        yield TaggedOutput(DEAD, connector_letter(SCHEMA_MISMATCH, str(exc), event, cid))
+                    continue
+                fitting.append(event)
+            events = fitting
+        extra = sum(map(plan.projector.extra_fields, events))
         if extra:
             for cid in members:
                 self._members[cid].dropped_fields.inc(extra)
