@@ -12,6 +12,9 @@ from typing import Any, Callable
 import fastavro
 import orjson
 
+from sinks.storage.avro import ContainerWriter, EncodeEvents
+from sinks.storage.projection import ProjectionError, Projector
+
 Encoder = Callable[[list[dict[str, Any]]], bytes]
 
 
@@ -19,20 +22,45 @@ class FileFormat:
     name: str
     extension: str
     content_type: str
-    reads_schema_fields_only: bool = False  # True: a record may carry fields the schema lacks (they are ignored)
 
     def encoder(self, schema: dict[str, Any]) -> Encoder:
+        """Projected records → one file."""
         raise NotImplementedError
+
+    def events_writer(self, schema: dict[str, Any], projector: Projector) -> EncodeEvents:
+        """Events → (one file, the events in it, [(event, why it does not fit the schema)]); b"" when none fit."""
+        encode = self.encoder(schema)
+        project = projector.project
+
+        def write(events: list[dict[str, Any]]) -> tuple[bytes, list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+            try:  # the common case, in one comprehension: every event fits
+                return encode([project(event) for event in events]), events, []
+            except ProjectionError:
+                pass
+            records, written, misfits = [], [], []
+            for event in events:
+                try:
+                    records.append(project(event))
+                except ProjectionError as exc:
+                    misfits.append((event, str(exc)))
+                    continue
+                written.append(event)
+            return (encode(records) if records else b""), written, misfits
+
+        return write
 
 
 class Avro(FileFormat):
     """An Avro object container (fastavro), the reference format."""
 
     name, extension, content_type = "avro", "avro", "avro/binary"
-    reads_schema_fields_only = True  # fastavro looks up each schema field by name and nothing else
 
     def __init__(self, codec: str = "null") -> None:
         self._codec = codec
+
+    def events_writer(self, schema: dict[str, Any], projector: Projector) -> EncodeEvents:
+        """Projection and encoding fused, per schema (sinks/storage/avro.py): the job's hot path."""
+        return ContainerWriter(schema, self._codec, projector)
 
     def encoder(self, schema: dict[str, Any]) -> Encoder:
         parsed = fastavro.parse_schema(schema)

@@ -105,15 +105,13 @@ _RANGED = {"int": (-(2 ** 31), 2 ** 31 - 1), "long": (-(2 ** 63), 2 ** 63 - 1), 
 class Projector:
     """Turns events into records of one schema. Built once per event type per worker.
 
-    The fast path reads the schema's fields with one `map` and checks each value's exact type (bool is not int)
-    and the ranges of ints and float32s; anything unusual — an int for a float, an array, a wrong type — takes the
-    careful path, which converts or raises with the field named. With `copy=False` an event that passes the fast
-    path is its own record: for a writer that reads only the schema's fields (fastavro), a copy would be waste.
+    The fast path copies the schema's fields with one dict comprehension and checks each value's exact type
+    (bool is not int) and the ranges of ints and float32s; anything unusual — an int for a float, an array, a wrong
+    type — takes the careful path, which converts or raises with the field named.
     """
 
-    def __init__(self, schema: dict[str, Any], copy: bool = True) -> None:
+    def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
-        self._copy = copy
         self._fields: list[tuple[str, Check, bool]] = []
         self._fast: list[tuple[str, frozenset[type]]] = []
         self._ranged: list[tuple[str, float, float]] = []
@@ -148,7 +146,7 @@ class Projector:
             value = values[index]
             if value is not None and not low <= value <= high:
                 return self._checked(event)
-        return dict(zip(self._field_names, values)) if self._copy else event
+        return dict(zip(self._field_names, values))
 
     def _checked(self, event: dict[str, Any]) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -175,8 +173,8 @@ class GenericProjector(Projector):
 
     _CORE = ("id", "event_type", "time", "user_id", "external_user_id")
 
-    def __init__(self, schema: dict[str, Any], copy: bool = True) -> None:
-        super().__init__(schema, copy=True)  # the record gets `properties`: never the event itself
+    def __init__(self, schema: dict[str, Any]) -> None:
+        super().__init__(schema)
         self._fields = [f for f in self._fields if f[0] != "properties"]
         self._fast = [f for f in self._fast if f[0] != "properties"]
         self._index()
@@ -190,6 +188,6 @@ class GenericProjector(Projector):
         return 0
 
 
-def projector_for(schema: dict[str, Any], generic: bool, copy: bool = True) -> Projector:
-    return GenericProjector(schema) if generic else Projector(schema, copy)
+def projector_for(schema: dict[str, Any], generic: bool) -> Projector:
+    return GenericProjector(schema) if generic else Projector(schema)
 

@@ -23,9 +23,10 @@ from pipeline.metrics import counter, distribution
 from pipeline.secrets import SecretError, SecretResolver
 from sinks.deadletter import SCHEMA_MISMATCH, WRITE_FAILED, connector_letter
 from sinks.retry import Backoff, call_with_retries
-from sinks.storage.formats import Encoder, file_format
+from sinks.storage.avro import EncodeEvents
+from sinks.storage.formats import file_format
 from sinks.storage.layout import object_key, offset
-from sinks.storage.projection import ProjectionError, Projector, projector_for
+from sinks.storage.projection import Projector, projector_for
 from sinks.storage.schemas import generic_schema, load_schema, schema_id
 from sinks.storage.stores import ObjectStore, StoreError, open_store
 from transforms.batch import Batch
@@ -46,7 +47,7 @@ class WrittenFile(NamedTuple):
 class _Plan:
     schema_id: int
     projector: Projector
-    encode: Encoder
+    write: EncodeEvents
 
 
 class _Member:
@@ -110,41 +111,31 @@ class WriteFiles(beam.DoFn):
             schema = load_schema(event_type)
             generic = schema is None
             schema = generic_schema() if generic else schema
-            projector = projector_for(schema, generic, copy=not self._format.reads_schema_fields_only)
-            plan = self._plans[event_type] = _Plan(schema_id(schema), projector, self._format.encoder(schema))
+            projector = projector_for(schema, generic)
+            plan = self._plans[event_type] = _Plan(schema_id(schema), projector,
+                                                   self._format.events_writer(schema, projector))
         return plan
 
     def process(self, batch: Batch) -> Iterator[Any]:
         _, event_type, hour, shard, members = batch.key
         plan = self._plan(event_type)
-        project = plan.projector.project
         events = [orjson.loads(data) for data, _ in batch.items]
-        try:  # the common case, in one comprehension: every event fits the schema
-            records = [project(event) for event in events]
-        except ProjectionError:
-            records, fitting = [], []
-            for event in events:
-                try:
-                    records.append(project(event))
-                except ProjectionError as exc:
-                    for cid in members:
-                        yield TaggedOutput(DEAD, connector_letter(SCHEMA_MISMATCH, str(exc), event, cid))
-                    continue
-                fitting.append(event)
-            events = fitting
-        extra = sum(map(plan.projector.extra_fields, events))
-        if extra:
-            for cid in members:
-                self._members[cid].dropped_fields.inc(extra)
-        if not records:  # never an empty file
-            return
         try:
-            data = plan.encode(records)
+            data, written, misfits = plan.write(events)
         except (ValueError, TypeError, OverflowError) as exc:
             yield from self._failed(members, event_type, events, f"{type(exc).__name__}: {exc}", "(not encoded)")
             return
+        for event, why in misfits:
+            for cid in members:
+                yield TaggedOutput(DEAD, connector_letter(SCHEMA_MISMATCH, why, event, cid))
+        extra = sum(map(plan.projector.extra_fields, written))
+        if extra:
+            for cid in members:
+                self._members[cid].dropped_fields.inc(extra)
+        if not written:  # never an empty file
+            return
         for cid in members:
-            yield from self._write(self._members[cid], batch, plan, data, events)
+            yield from self._write(self._members[cid], batch, plan, data, written)
 
     def _write(self, member: _Member, batch: Batch, plan: _Plan, data: bytes,
                events: list[dict[str, Any]]) -> Iterator[Any]:
