@@ -6,8 +6,8 @@ corpus comes out of `generate_lines`, the `GenerateRecords` Beam transform and t
 
     python -m transforms.generate --count 200000 --seed 7 --invalid 20 --oversize 2 --out events.jsonl
 
-Events are flat dicts: `event_type` plus the fields of that type's Avro schema (every required field, ~70% of the
-optional ones, absent optional fields omitted), with plausible values chosen by field name, so that they validate
+Events are flat dicts: `event_type` plus the fields of that type's Avro schema (every required field, a share of the
+optional ones — 70% by default, `optional_rate` — absent optional fields omitted), with plausible values chosen by field name, so that they validate
 against the schema. A corpus can include malformed lines and oversize (> 900 KiB) events at positions given by
 `bad_line_kinds`, to exercise the dead-letter and size-limit paths.
 """
@@ -599,8 +599,9 @@ def _rng(seed: int, index: int) -> random.Random:
     return rng
 
 
-def generate_event(seed: int, index: int) -> dict[str, Any]:
-    """Event number `index` of corpus `seed`: `event_type` plus schema fields; a pure function of its arguments."""
+def generate_event(seed: int, index: int, optional_rate: float = OPTIONAL_RATE) -> dict[str, Any]:
+    """Event number `index` of corpus `seed`: `event_type` plus schema fields, each optional one present with
+    probability `optional_rate`; a pure function of its arguments."""
     rng = _rng(seed, index)
     types = _types()
     event_type = types[int(rng.random() * len(types))]
@@ -608,7 +609,7 @@ def generate_event(seed: int, index: int) -> dict[str, Any]:
     rand = rng.random
     event: dict[str, Any] = {"event_type": event_type}
     for name, optional, gen in _plan(event_type):
-        if optional and rand() >= OPTIONAL_RATE:
+        if optional and rand() >= optional_rate:
             continue
         event[name] = gen(ctx)
     return event
@@ -657,9 +658,9 @@ def _padding() -> str:
     return (text * (PADDING_CHARS // len(text) + 1))[:PADDING_CHARS]
 
 
-def _line(seed: int, index: int, kind: str | None) -> bytes:
+def _line(seed: int, index: int, kind: str | None, optional_rate: float = OPTIONAL_RATE) -> bytes:
     """The bytes of one corpus line: the event, or the event damaged as `kind` says."""
-    event = generate_event(seed, index)
+    event = generate_event(seed, index, optional_rate)
     if kind is None:
         return orjson.dumps(event)
     if kind == "oversize":
@@ -681,13 +682,14 @@ def _line(seed: int, index: int, kind: str | None) -> bytes:
     raise ValueError(f"unknown bad-line kind {kind!r}")
 
 
-def _lines(plan: dict[int, str], seed: int, start: int, lo: int, hi: int) -> Iterator[bytes]:
+def _lines(plan: dict[int, str], seed: int, start: int, lo: int, hi: int,
+           optional_rate: float = OPTIONAL_RATE) -> Iterator[bytes]:
     for k in range(lo, hi):
-        yield _line(seed, start + k, plan.get(k))
+        yield _line(seed, start + k, plan.get(k), optional_rate)
 
 
 def generate_lines(count: int, seed: int = 0, invalid: int = 0, oversize: int = 0,
-                   start: int = 0) -> Iterator[bytes]:
+                   start: int = 0, optional_rate: float = OPTIONAL_RATE) -> Iterator[bytes]:
     """`count` JSON lines (no trailing newline) of corpus `seed`, with bad lines where `bad_line_kinds` says.
 
     Line k is event `start + k`, so `start` continues a stream in a later batch (later ids and times); bad-line
@@ -695,8 +697,10 @@ def generate_lines(count: int, seed: int = 0, invalid: int = 0, oversize: int = 
     """
     if start < 0:
         raise ValueError(f"start must be non-negative, got {start}")
+    if not 0.0 <= optional_rate <= 1.0:
+        raise ValueError(f"optional_rate must be between 0 and 1, got {optional_rate}")
     plan = _bad_plan(count, seed, invalid, oversize)
-    return _lines(plan, seed, start, 0, count)
+    return _lines(plan, seed, start, 0, count, optional_rate)
 
 
 def _shard_lines(shard: int, count: int, seed: int, invalid: int, oversize: int, shards: int) -> Iterator[bytes]:
@@ -746,11 +750,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--invalid", type=int, default=0, help="how many of the lines are malformed")
     parser.add_argument("--oversize", type=int, default=0, help="how many of the lines are > 900 KiB events")
     parser.add_argument("--start", type=int, default=0, help="index of the first event (continue a stream)")
+    parser.add_argument("--optional-rate", type=float, default=OPTIONAL_RATE,
+                        help=f"share of optional fields present (default {OPTIONAL_RATE}; 0.4 gives ~490 B events)")
     parser.add_argument("--out", help="output file (default: stdout)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        lines = generate_lines(args.count, args.seed, args.invalid, args.oversize, args.start)
+        lines = generate_lines(args.count, args.seed, args.invalid, args.oversize, args.start, args.optional_rate)
     except ValueError as exc:
         parser.error(str(exc))
     if args.out:

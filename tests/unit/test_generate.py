@@ -254,3 +254,17 @@ def test_generation_is_fast() -> None:
     for _ in generate_lines(20_000, seed=13):
         pass
     assert time.perf_counter() - started < 5.0
+
+
+def test_optional_rate_sets_the_share_of_optional_fields_and_so_the_line_size() -> None:
+    sparse = [len(line) for line in generate_lines(2000, seed=3, optional_rate=0.2)]
+    dense = [len(line) for line in generate_lines(2000, seed=3, optional_rate=0.9)]
+    assert sum(sparse) < 0.7 * sum(dense)
+
+
+def test_optional_rate_zero_keeps_every_required_field() -> None:
+    for line in generate_lines(300, seed=4, optional_rate=0.0):
+        event = orjson.loads(line)
+        schema = load_schema(event["event_type"])
+        required = {f["name"] for f in schema["fields"] if not (isinstance(f["type"], list) and "null" in f["type"])}
+        assert required <= event.keys()
