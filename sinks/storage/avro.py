@@ -14,9 +14,11 @@ schema as fastavro writes it, comes from fastavro itself.
 from __future__ import annotations
 
 import io
+import json
 import struct
 import sys
 import zlib
+from functools import lru_cache
 from typing import Any, Callable, Optional
 
 import fastavro
@@ -50,6 +52,23 @@ def _long(n: int) -> bytes:
     if 0 <= n < _TABLE:
         return _SMALL[n]
     return _varint((n << 1) ^ (n >> 63))
+
+
+class _Longs:
+    """Encodings of the larger ints an encoder meets, remembered: event times repeat from event to event (a
+    second holds many events), and a varint costs a Python loop. Bounded: cleared when it fills."""
+
+    def __init__(self, size: int = 1 << 16) -> None:
+        self._size = size
+        self._known: dict[int, bytes] = {}
+
+    def __call__(self, n: int) -> bytes:
+        known = self._known.get(n)
+        if known is None:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            known = self._known[n] = _long(n)
+        return known
 
 
 def _length(n: int) -> bytes:
@@ -104,17 +123,27 @@ def _type_code(avro_type: Any, var: str, indent: str) -> list[str]:
     return _value_code(avro_type, var, indent)
 
 
-def compile_encoder(schema: dict[str, Any]) -> Callable[[dict[str, Any], Callable[[bytes], Any]], None]:
+Encode = Callable[[dict[str, Any], Callable[[bytes], Any]], None]
+
+
+def compile_encoder(schema: dict[str, Any]) -> Encode:
     """`encode(event, write)`: appends the event's Avro record, or raises _Slow having written part of it."""
+    return _compiled(json.dumps(schema, sort_keys=True))
+
+
+@lru_cache(maxsize=512)
+def _compiled(schema_json: str) -> Encode:
+    """One compiled function per schema and process, whichever lanes and workers use it."""
+    schema = json.loads(schema_json)
     lines = ["def encode(e, w):", "    g = e.get"]
     for index, field in enumerate(schema["fields"]):
         var = f"v{index}"
         lines.append(f"    {var} = g({field['name']!r})")
         lines += _type_code(field["type"], var, "    ")
-    namespace: dict[str, Any] = {"_Slow": _Slow, "_SMALL": _SMALL, "_long": _long, "_length": _length,
+    namespace: dict[str, Any] = {"_Slow": _Slow, "_SMALL": _SMALL, "_long": _Longs(), "_length": _length,
                                  "_f32": struct.Struct("<f").pack, "_f64": struct.Struct("<d").pack}
     exec(compile("\n".join(lines), f"<avro encoder {schema.get('name')}>", "exec"), namespace)  # noqa: S102
-    encode: Callable[[dict[str, Any], Callable[[bytes], Any]], None] = namespace["encode"]
+    encode: Encode = namespace["encode"]
     return encode
 
 
