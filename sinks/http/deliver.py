@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional
 from urllib.request import getproxies, proxy_bypass
@@ -25,6 +25,8 @@ import apache_beam as beam
 import orjson
 import urllib3
 from apache_beam.pvalue import TaggedOutput
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import HttpConnectorBase
 from pipeline.metrics import counter, distribution
@@ -117,6 +119,15 @@ class Outcome:
     skipped: int = 0
     dead: list[dict[str, Any]] = field(default_factory=list)
     parked: Optional[ParkedBatch] = None
+    tries: list[tuple[int, list[_Attempt]]] = field(default_factory=list)  # (events, attempts) per request
+
+
+@dataclass
+class Prepared:
+    """A batch encoded and cut into requests, not sent yet."""
+
+    groups: list[list[Encoded]]
+    outcome: Outcome  # what is known before sending: skipped events, dead letters
 
 
 class Deliverer:
@@ -185,9 +196,9 @@ class Deliverer:
             self._sleep(wait)
         return Verdict.RETRY, answer, tries
 
-    def _record(self, group: list[Encoded], tries: list[_Attempt]) -> None:
+    def _record(self, events: int, tries: list[_Attempt]) -> None:
         """Metrics, on the DoFn's own thread (Beam counts only there)."""
-        self._request_events.update(len(group))
+        self._request_events.update(events)
         for answer, latency in tries:
             self._latency.update(int(latency))
             self._requests.get(status_class(answer.status), self._requests["error"]).inc()
@@ -219,32 +230,48 @@ class Deliverer:
         """Deliver a batch: what is not delivered is dead-lettered (with its reason) or parked, never lost.
 
         Requests go out in waves of up to `max_concurrent_requests`: a partner's round trip, not our CPU, is what
-        limits a lane that sends one request at a time."""
+        limits a lane that sends one request at a time. This is `prepare`, `transmit` and `account` in a row; a
+        caller that overlaps batches runs `transmit` elsewhere and the other two on its own thread."""
+        outcome = self.transmit(self.prepare(events), since)
+        self.account(outcome)
+        return outcome
+
+    def prepare(self, events: list[dict[str, Any]]) -> Prepared:
+        """Encode for the partner (events it cannot take are skipped) and cut into requests within its limits."""
         outcome = Outcome()
-        encoded: list[Encoded] = []
-        for event in events:
-            try:
-                data = self._partner.encode_event(event)
-            except Exception as exc:  # noqa: BLE001 - a partner mapping must not fail the bundle
-                outcome.dead.append(self._dead(INVALID, f"cannot encode for {self._c.type}: {exc!r}", event))
-                continue
-            if data is None:
-                outcome.skipped += 1
-            else:
-                encoded.append((event, data))
+        encode = self._partner.encode_event
+        try:  # the common case, in one comprehension: every event encodes
+            encoded: list[Encoded] = [(event, encode(event)) for event in events]
+        except Exception:  # noqa: BLE001 - a partner mapping must not fail the bundle: find which, below
+            encoded = []
+            for event in events:
+                try:
+                    encoded.append((event, encode(event)))
+                except Exception as exc:  # noqa: BLE001
+                    outcome.dead.append(self._dead(INVALID, f"cannot encode for {self._c.type}: {exc!r}", event))
+        if any(data is None for _, data in encoded):
+            taken = [item for item in encoded if item[1] is not None]
+            outcome.skipped = len(encoded) - len(taken)
+            encoded = taken
         groups, too_large = plan_requests(encoded, self._partner.limits, self._partner.envelope(), self._max_events)
         for event, data in too_large:
             outcome.dead.append(self._dead(
                 TOO_LARGE, f"encoded event of {len(data)} bytes is over {self._c.type}'s limit of "
                            f"{self._partner.limits.max_event_bytes} bytes per event", event))
-        queue = deque(groups)
+        return Prepared(groups, outcome)
+
+    def transmit(self, prepared: Prepared, since: Optional[float] = None) -> Outcome:
+        """Send the requests, splitting on 400 and 413, and park what is left when retries run out or the
+        credentials are refused. Records no metrics (it may run on a sending thread): `account` does."""
+        outcome = prepared.outcome
+        queue = deque(prepared.groups)
         while queue:
             wave = [queue.popleft() for _ in range(min(self._concurrency, len(queue)))]
             again: list[list[Encoded]] = []  # split groups, re-sent before the rest, in order
             failed: list[list[Encoded]] = []
             failure: Optional[tuple[Verdict, Answer]] = None
             for group, (verdict, answer, tries) in zip(wave, self._send_wave(wave)):
-                self._record(group, tries)
+                outcome.tries.append((len(group), tries))
                 if verdict is Verdict.DONE:
                     outcome.delivered += len(group)
                 elif verdict is Verdict.SPLIT_TO_SINGLES and len(group) > 1:
@@ -267,9 +294,14 @@ class Deliverer:
                 rest = [event for g in [*failed, *queue] for event, _ in g]
                 outcome.parked = (kind, self._clock() if since is None else since, answer.describe(), rest)
                 break
+        return outcome
+
+    def account(self, outcome: Outcome) -> None:
+        """The batch's metrics, on the DoFn's own thread (Beam counts only there)."""
+        for events, tries in outcome.tries:
+            self._record(events, tries)
         self._delivered.inc(outcome.delivered)
         self._skipped.inc(outcome.skipped)
-        return outcome
 
     def probe(self) -> Optional[Answer]:
         """Check the credentials with the partner's empty request; None when the partner has no such request."""
@@ -327,35 +359,65 @@ class PartnerDoFn(beam.DoFn):
         self._close()
 
 
+IN_FLIGHT = 2  # batches a lane sends while it encodes the next one
+
+
 class DeliverBatches(PartnerDoFn):
     """Batches → the partner. Outputs the number of events delivered; dead letters and parked batches on their
-    own outputs."""
+    own outputs.
+
+    Sending overlaps encoding: a batch's requests go out on a sending thread while the DoFn decodes and encodes
+    the next batch, so a lane's CPU work and its partner's round trips add up to the larger of the two, not their
+    sum. Up to `IN_FLIGHT` batches are out at once; all are settled (outputs, metrics) on the DoFn's thread, with
+    their own batch's timestamp and window, before the bundle ends.
+    """
 
     def setup(self) -> None:
         super().setup()
         self._open_until = 0.0  # the breaker: until then, new batches go straight to parking
         self._open_kind = CREDENTIALS
         self._parked = counter(self._c.id, "parked_batches")
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"transmit-{self._c.id}")
 
-    def process(self, batch: Batch) -> Iterator[Any]:
+    def start_bundle(self) -> None:
+        self._pending: deque[tuple[Deliverer, Future[Outcome], Timestamp, Any, float]] = deque()
+
+    def process(self, batch: Batch, timestamp: Timestamp = beam.DoFn.TimestampParam,
+                window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
         events = [orjson.loads(data) for data, _ in batch.items]
         now = self._clock()
         deliverer = self._open() if now >= self._open_until else None
         if deliverer is None:
             if self._deliverer is None:  # could not open: try again after a probe interval
                 self._open_until, self._open_kind = now + self._c.probe_interval_seconds, CREDENTIALS
-            parked: Optional[ParkedBatch] = (self._open_kind, now,
-                                             self._error or "connector failing: parked without a call", events)
-        else:
-            outcome = deliverer.deliver(events)
-            for letter in outcome.dead:
-                yield TaggedOutput(DEAD, letter)
-            if outcome.delivered:
-                yield outcome.delivered
-            parked = outcome.parked
-            if parked is not None:
-                self._open_until = now + self._c.probe_interval_seconds
-                self._open_kind = parked[0]
-        if parked is not None:
             self._parked.inc()
-            yield TaggedOutput(PARKED, (self._c.id, parked))
+            yield TaggedOutput(PARKED, (self._c.id, (self._open_kind, now, self._error or
+                                                     "connector failing: parked without a call", events)))
+            return
+        future = self._sender.submit(deliverer.transmit, deliverer.prepare(events))
+        self._pending.append((deliverer, future, timestamp, window, now))
+        while self._pending and (len(self._pending) > IN_FLIGHT or self._pending[0][1].done()):
+            yield from self._settle(*self._pending.popleft())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        while self._pending:
+            yield from self._settle(*self._pending.popleft())
+
+    def _settle(self, deliverer: Deliverer, future: Future[Outcome], timestamp: Timestamp, window: Any,
+                sent_at: float) -> Iterator[Any]:
+        outcome = future.result()
+        deliverer.account(outcome)
+        for letter in outcome.dead:
+            yield TaggedOutput(DEAD, WindowedValue(letter, timestamp, (window,)))
+        if outcome.delivered:
+            yield WindowedValue(outcome.delivered, timestamp, (window,))
+        parked = outcome.parked
+        if parked is not None:
+            self._open_until = sent_at + self._c.probe_interval_seconds
+            self._open_kind = parked[0]
+            self._parked.inc()
+            yield TaggedOutput(PARKED, WindowedValue((self._c.id, parked), timestamp, (window,)))
+
+    def teardown(self) -> None:
+        self._sender.shutdown(wait=True)
+        super().teardown()
