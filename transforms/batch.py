@@ -19,6 +19,7 @@ from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
+import orjson
 from apache_beam.coders import BytesCoder, FastPrimitivesCoder, TupleCoder, VarIntCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
@@ -57,6 +58,13 @@ class BatchCoder(beam.coders.Coder):
 
 
 beam.coders.registry.register_coder(Batch, BatchCoder)
+
+
+def events_of(batch: Batch) -> list[dict[str, Any]]:
+    """The batch's events, decoded. Every item is one complete JSON object (a record that parsed as one, or
+    orjson's output), so the items joined by commas are a JSON array of exactly those objects: one parse for the
+    whole batch, about half the cost of one parse per event."""
+    return orjson.loads(b"[" + b",".join(map(itemgetter(0), batch.items)) + b"]")  # type: ignore[no-any-return]
 
 
 def cut(items: Iterable[Item], max_count: int, max_bytes: int) -> Iterator[list[Item]]:

@@ -22,7 +22,6 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 from urllib.request import getproxies, proxy_bypass
 
 import apache_beam as beam
-import orjson
 import urllib3
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.timestamp import Timestamp
@@ -37,7 +36,7 @@ from sinks.http.partners.base import Partner, Request
 from sinks.http.plan import Encoded, plan_requests
 from sinks.http.retry import Verdict, classify, retry_after_seconds, status_class
 from sinks.retry import Backoff
-from transforms.batch import Batch
+from transforms.batch import Batch, events_of
 
 DEAD = "dead"
 PARKED = "parked"
@@ -384,7 +383,7 @@ class DeliverBatches(PartnerDoFn):
 
     def process(self, batch: Batch, timestamp: Timestamp = beam.DoFn.TimestampParam,
                 window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
-        events = [orjson.loads(data) for data, _ in batch.items]
+        events = events_of(batch)
         now = self._clock()
         deliverer = self._open() if now >= self._open_until else None
         if deliverer is None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
-import orjson
 from apache_beam.pvalue import TaggedOutput
 
 from pipeline.config import StorageConnector
@@ -29,7 +28,7 @@ from sinks.storage.layout import object_key, offset
 from sinks.storage.projection import Projector, projector_for
 from sinks.storage.schemas import generic_schema, load_schema, schema_id
 from sinks.storage.stores import ObjectStore, StoreError, open_store
-from transforms.batch import Batch
+from transforms.batch import Batch, events_of
 
 DEAD = "dead"
 _LOG = logging.getLogger(__name__)
@@ -119,7 +118,7 @@ class WriteFiles(beam.DoFn):
     def process(self, batch: Batch) -> Iterator[Any]:
         _, event_type, hour, shard, members = batch.key
         plan = self._plan(event_type)
-        events = [orjson.loads(data) for data, _ in batch.items]
+        events = events_of(batch)
         try:
             data, written, misfits = plan.write(events)
         except (ValueError, TypeError, OverflowError) as exc:

@@ -1,10 +1,11 @@
 """`cut`: consecutive batches within a count and a byte limit (transforms/batch.py)."""
 from __future__ import annotations
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.batch import cut
+from transforms.batch import Batch, cut, events_of
 
 
 def items(*sizes: int) -> list[tuple[str, int]]:
@@ -76,3 +77,9 @@ def test_a_batch_is_cut_only_when_the_next_item_would_not_fit(sizes: list[int], 
     for batch, following in zip(batches, batches[1:]):
         total = sum(size for _, size in batch)
         assert len(batch) == max_count or total + following[0][1] > max_bytes
+
+
+def test_events_of_a_batch_are_its_items_decoded_in_order() -> None:
+    events = [{"id": "a", "n": 1}, {"id": "b", "text": "x,y]\n"}, {"id": "c", "nested": {"k": [1, 2]}}]
+    items = [(orjson.dumps(e), 0) for e in events] + [(b'{"id": "d" }\r', 0)]  # a record as read: spaces, a CR
+    assert events_of(Batch(("k",), 0, items, 1)) == [*events, {"id": "d"}]
