@@ -18,11 +18,9 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Optional
-from urllib.request import getproxies, proxy_bypass
+from typing import Any, Callable, Iterator, Optional
 
 import apache_beam as beam
-import urllib3
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
@@ -35,6 +33,7 @@ from sinks.http.partners import partner_for
 from sinks.http.partners.base import Partner, Request
 from sinks.http.plan import Encoded, plan_requests
 from sinks.http.retry import Verdict, classify, retry_after_seconds, status_class
+from sinks.http.transport import Answer, Transport
 from sinks.retry import Backoff
 from transforms.batch import Batch, events_of
 
@@ -46,70 +45,7 @@ _LOG = logging.getLogger(__name__)
 
 # A parked batch travels as a plain tuple (cheap to encode in state): (kind, since, error, events).
 ParkedBatch = tuple[str, float, str, list[dict[str, Any]]]
-_Attempt = tuple["Answer", float]  # an answer and its latency in ms
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: Optional[int]  # None: no answer (connection refused or reset, timeout)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    error: str = ""
-
-    def describe(self) -> str:
-        if self.status is None:
-            return self.error
-        return f"HTTP {self.status}: {self.body[:500].decode('utf-8', 'replace')}"
-
-
-class Transport:
-    """One keep-alive connection pool per worker, with connect and read timeouts and no retries of its own (the
-    deliverer's are the only ones); never raises.
-
-    urllib3 directly, not `requests`: it costs about a third of the CPU per request, and a lane that posts
-    thousands of requests a minute spends that on every one. Proxies come from the environment (HTTP(S)_PROXY,
-    NO_PROXY), as they did with `requests`; redirects are followed (up to 3), keeping the method and body on 307/308.
-    """
-
-    def __init__(self, connect_timeout: float, read_timeout: float, connections: int = 16) -> None:
-        self._options: dict[str, Any] = {
-            "num_pools": 4, "maxsize": max(connections, 1), "block": False,
-            "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            "retries": urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=3,
-                                     raise_on_redirect=False, raise_on_status=False)}
-        self._managers: dict[Optional[str], urllib3.PoolManager] = {}
-        self._routes: dict[tuple[str, str], urllib3.PoolManager] = {}
-
-    def _manager(self, url: str) -> urllib3.PoolManager:
-        """The pool for a URL: direct, or through the environment's proxy for its scheme (decided once per host)."""
-        parsed = urllib3.util.parse_url(url)
-        route = (parsed.scheme or "http", parsed.host or "")
-        manager = self._routes.get(route)
-        if manager is None:
-            proxy = getproxies().get(route[0])
-            if proxy and proxy_bypass(route[1]):
-                proxy = None
-            manager = self._managers.get(proxy)
-            if manager is None:
-                manager = self._managers[proxy] = (urllib3.ProxyManager(proxy, **self._options) if proxy
-                                                   else urllib3.PoolManager(**self._options))
-            self._routes[route] = manager
-        return manager
-
-    def send(self, request: Request) -> Answer:
-        try:
-            response = self._manager(request.url).request(request.method, request.url, body=request.body,
-                                                           headers=request.headers)
-        except Exception as exc:  # noqa: BLE001 - any failure to talk is a retry or a park, never a failed bundle
-            cause = getattr(exc, "reason", None) or exc  # urllib3 wraps the socket error in MaxRetryError
-            return Answer(None, error=f"{type(cause).__name__}: {cause}")
-        return Answer(response.status, response.headers, response.data)
-
-    def close(self) -> None:
-        for manager in self._managers.values():
-            manager.clear()
-        self._managers.clear()
-        self._routes.clear()
+Exchange = Callable[..., list[Answer]]  # (requests, before_each) → their answers, in order: Transport.exchange
 
 
 @dataclass
@@ -118,7 +54,7 @@ class Outcome:
     skipped: int = 0
     dead: list[dict[str, Any]] = field(default_factory=list)
     parked: Optional[ParkedBatch] = None
-    tries: list[tuple[int, list[_Attempt]]] = field(default_factory=list)  # (events, attempts) per request
+    tries: list[tuple[int, list[Answer]]] = field(default_factory=list)  # (events, answers) per request
 
 
 @dataclass
@@ -130,12 +66,12 @@ class Prepared:
 
 
 class Deliverer:
-    def __init__(self, connector: HttpConnectorBase, partner: Partner, send: Callable[[Request], Answer],
+    def __init__(self, connector: HttpConnectorBase, partner: Partner, exchange: Exchange,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  rng: Callable[[], float] = random.random) -> None:
         self._c = connector
         self._partner = partner
-        self._send_once = send
+        self._exchange = exchange
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
@@ -145,7 +81,6 @@ class Deliverer:
         self._next_slot = 0.0
         self._pace_lock = threading.Lock()
         self._concurrency = connector.max_concurrent_requests
-        self._pool: Optional[ThreadPoolExecutor] = None
         self._max_events = connector.max_events_per_request or partner.limits.max_events
         cid = connector.id
         self._requests = {k: counter(cid, f"requests_{k}") for k in ("2xx", "3xx", "4xx", "5xx", "error")}
@@ -166,61 +101,56 @@ class Deliverer:
         if wait > 0:
             self._sleep(wait)
 
-    def _attempt(self, request: Request) -> _Attempt:
-        """One request: the answer and its latency. Runs on a sending thread: records no metrics itself."""
-        self._pace()
-        started = time.monotonic()
-        answer = self._send_once(request)
-        return answer, (time.monotonic() - started) * 1000
-
-    def _attempts(self, group: list[Encoded]) -> tuple[Verdict, Answer, list[_Attempt]]:
-        """A request sent until it is answered for good or the bundle's retries are spent (on a sending thread)."""
-        request = self._partner.request([encoded for _, encoded in group])
-        tries: list[_Attempt] = []
-        answer = Answer(None, error="not sent")
-        for attempt in range(self._backoff.attempts):
-            answer, latency = self._attempt(request)
-            tries.append((answer, latency))
-            verdict = classify(answer.status) if answer.status is not None else Verdict.RETRY
-            if verdict is not Verdict.RETRY:
-                return verdict, answer, tries
-            if attempt == self._backoff.attempts - 1:
-                break
-            wait = self._backoff.delay(attempt, self._rng)
-            asked = retry_after_seconds(answer.headers)
-            if asked is not None:
-                if asked > max(self._backoff.cap_seconds, 1.0):
-                    break  # longer than we wait inside a bundle: park, which honours it by not calling
-                wait = max(wait, asked)
-            self._sleep(wait)
-        return Verdict.RETRY, answer, tries
-
-    def _record(self, events: int, tries: list[_Attempt]) -> None:
+    def _record(self, events: int, tries: list[Answer]) -> None:
         """Metrics, on the DoFn's own thread (Beam counts only there)."""
         self._request_events.update(events)
-        for answer, latency in tries:
-            self._latency.update(int(latency))
+        for answer in tries:
+            self._latency.update(int(answer.latency_ms))
             self._requests.get(status_class(answer.status), self._requests["error"]).inc()
         if len(tries) > 1:
             self._retries.inc(len(tries) - 1)
 
     def send(self, request: Request) -> Answer:
-        answer, latency = self._attempt(request)
-        self._latency.update(int(latency))
+        """One request, once (a probe); its metrics recorded."""
+        answer = self._exchange([request], self._pace)[0]
+        self._latency.update(int(answer.latency_ms))
         self._requests.get(status_class(answer.status), self._requests["error"]).inc()
         return answer
 
-    def _send_wave(self, wave: list[list[Encoded]]) -> list[tuple[Verdict, Answer, list[_Attempt]]]:
-        if len(wave) == 1:
-            return [self._attempts(wave[0])]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix=f"send-{self._c.id}")
-        return list(self._pool.map(self._attempts, wave))
+    def _send_wave(self, wave: list[list[Encoded]]) -> list[tuple[Verdict, Answer, list[Answer]]]:
+        """A wave's requests, sent together until each is answered for good or the bundle's retries are spent.
+
+        Requests that get a retryable answer go again together after one backoff (at least the longest
+        Retry-After asked for); one whose Retry-After is longer than we wait inside a bundle stops there and is
+        parked, which honours it by not calling."""
+        requests = [self._partner.request([encoded for _, encoded in group]) for group in wave]
+        results: list[Optional[tuple[Verdict, Answer, list[Answer]]]] = [None] * len(wave)
+        tries: list[list[Answer]] = [[] for _ in wave]
+        todo = list(range(len(wave)))
+        last = self._backoff.attempts - 1
+        for attempt in range(self._backoff.attempts):
+            again: list[int] = []
+            asked_most: Optional[float] = None
+            for index, answer in zip(todo, self._exchange([requests[i] for i in todo], self._pace)):
+                tries[index].append(answer)
+                verdict = classify(answer.status) if answer.status is not None else Verdict.RETRY
+                asked = retry_after_seconds(answer.headers) if verdict is Verdict.RETRY else None
+                if verdict is not Verdict.RETRY or attempt == last or (
+                        asked is not None and asked > max(self._backoff.cap_seconds, 1.0)):
+                    results[index] = (verdict, answer, tries[index])
+                    continue
+                again.append(index)
+                if asked is not None:
+                    asked_most = max(asked_most or 0.0, asked)
+            if not again:
+                break
+            wait = self._backoff.delay(attempt, self._rng)
+            self._sleep(wait if asked_most is None else max(wait, asked_most))
+            todo = again
+        return results  # type: ignore[return-value]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Nothing of its own to release: connections belong to the transport."""
 
     def _dead(self, reason: str, error: str, event: dict[str, Any]) -> dict[str, Any]:
         return connector_letter(reason, error, event, self._c.id)
@@ -320,7 +250,7 @@ def open_deliverer(connector: HttpConnectorBase, clock: Callable[[], float]) -> 
     except SecretError as exc:
         _LOG.error("connector %s: %s", connector.id, exc)
         return None, transport, f"secret: {exc}"
-    return Deliverer(connector, partner, transport.send, clock=clock), transport, ""
+    return Deliverer(connector, partner, transport.exchange, clock=clock), transport, ""
 
 
 class PartnerDoFn(beam.DoFn):

@@ -5,7 +5,7 @@ here the answers are scripted so each status rule is pinned down exactly.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import orjson
 
@@ -35,16 +35,23 @@ class Plain(Partner):
 
 
 class Partner_:
-    """Records requests; answers with `reply(event ids of the request, call number)`."""
+    """A transport's `exchange`: records requests and waves; answers each request with `reply(event ids of the
+    request, call number)`."""
 
     def __init__(self, reply: Callable[[list[str], int], Answer]) -> None:
         self.reply = reply
         self.calls: list[list[str]] = []
+        self.waves: list[int] = []
 
-    def __call__(self, request: Request) -> Answer:
-        ids = [e["id"] for e in orjson.loads(request.body)]
-        self.calls.append(ids)
-        return self.reply(ids, len(self.calls))
+    def __call__(self, requests: Sequence[Request], before_each: Callable[[], None] = lambda: None) -> list[Answer]:
+        self.waves.append(len(requests))
+        answers = []
+        for request in requests:
+            before_each()
+            ids = [e["id"] for e in orjson.loads(request.body)]
+            self.calls.append(ids)
+            answers.append(self.reply(ids, len(self.calls)))
+        return answers
 
 
 def _deliverer(send: Partner_, **config: Any) -> tuple[Deliverer, list[float]]:
@@ -152,26 +159,25 @@ def test_the_request_rate_cap_paces_requests() -> None:
     assert [round(s) for s in slept] == [2, 4]  # the fake sleep does not move the clock: the waits add up
 
 
-def test_requests_go_out_concurrently_up_to_the_limit() -> None:
-    import threading
-    import time as clock
-
-    in_flight, most = [0], [0]
-    lock = threading.Lock()
-
-    def slow_ok(ids: list[str], n: int) -> Answer:
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        clock.sleep(0.05)
-        with lock:
-            in_flight[0] -= 1
-        return Answer(200)
-
-    deliverer, _ = _deliverer(Partner_(slow_ok), max_concurrent_requests=3)
+def test_requests_go_out_in_waves_of_up_to_the_concurrency_limit() -> None:
+    send = Partner_(lambda ids, n: Answer(200))
+    deliverer, _ = _deliverer(send, max_concurrent_requests=3)
     outcome = deliverer.deliver(_events(30))  # ten requests of three
-    deliverer.close()
-    assert outcome.delivered == 30 and most[0] == 3
+    assert outcome.delivered == 30 and send.waves == [3, 3, 3, 1]
+
+
+def test_in_a_wave_only_the_requests_that_failed_are_sent_again() -> None:
+    send = Partner_(lambda ids, n: Answer(503) if n == 2 else Answer(200))
+    deliverer, slept = _deliverer(send, max_concurrent_requests=3)
+    outcome = deliverer.deliver(_events(9))
+    assert outcome.delivered == 9 and send.waves == [3, 1] and send.calls[3] == send.calls[1] and len(slept) == 1
+
+
+def test_a_wave_waits_for_the_longest_retry_after_it_was_asked() -> None:
+    replies = {1: Answer(429, {"Retry-After": "2"}), 2: Answer(429, {"Retry-After": "5"})}
+    send = Partner_(lambda ids, n: replies.get(n, Answer(200)))
+    deliverer, slept = _deliverer(send, max_concurrent_requests=2)
+    assert deliverer.deliver(_events(6)).delivered == 6 and slept == [5.0]
 
 
 def test_with_concurrent_requests_a_failure_parks_the_failed_and_unsent_groups_only() -> None:

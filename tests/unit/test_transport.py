@@ -1,5 +1,5 @@
-"""The HTTP transport (sinks/http/deliver.py `Transport`) over real sockets on 127.0.0.1: keep-alive, timeouts,
-redirects, proxies from the environment, and failures that become answers instead of exceptions."""
+"""The HTTP transport (sinks/http/transport.py) over real sockets on 127.0.0.1: waves of requests in flight together,
+keep-alive, timeouts, redirects, proxies from the environment, and failures that become answers, not exceptions."""
 from __future__ import annotations
 
 import socket
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sinks.http.deliver import Transport
+from sinks.http.transport import Transport
 from sinks.http.partners.base import Request
 
 
@@ -22,6 +22,9 @@ class _Server(ThreadingHTTPServer):
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, bytes, int]] = []  # (method, request line path, body, client port)
         self.delay = 0.0
+        self.in_flight = self.most_in_flight = 0
+        self.drop_idle = False
+        self.counting = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
 
     @property
@@ -36,7 +39,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.seen.append((self.command, self.path, body, self.client_address[1]))
+        with self.server.counting:
+            self.server.in_flight += 1
+            self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
         time.sleep(self.server.delay)
+        with self.server.counting:
+            self.server.in_flight -= 1
         if self.path.endswith("/moved"):
             self.send_response(307)
             self.send_header("Location", "/landed")
@@ -48,6 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
+        if self.server.drop_idle:
+            self.close_connection = True
 
     do_POST = do_GET = _answer
 
@@ -76,6 +86,38 @@ def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
                  "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_a_waves_requests_are_in_flight_together_and_answered_in_order() -> None:
+    with _serving() as server:
+        server.delay = 0.2
+        transport = Transport(2, 5)
+        started = time.monotonic()
+        answers = transport.exchange([_post(server.url + f"/events/{i}", str(i).encode()) for i in range(4)])
+        took = time.monotonic() - started
+        transport.close()
+    assert [a.status for a in answers] == [200] * 4 and server.most_in_flight == 4
+    assert took < 0.6  # about one round trip, not four
+    assert sorted(body for _, _, body, _ in server.seen) == [b"0", b"1", b"2", b"3"]
+
+
+def test_each_answer_carries_its_own_latency() -> None:
+    with _serving() as server:
+        server.delay = 0.1
+        [answer] = Transport(2, 5).exchange([_post(server.url + "/events")])
+    assert 100 <= answer.latency_ms < 1000
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_not_failed() -> None:
+    with _serving() as server:
+        server.drop_idle = True  # closes each connection after answering, without saying so
+        transport = Transport(2, 5)
+        first = transport.send(_post(server.url + "/events"))
+        time.sleep(0.1)  # the server's FIN arrives while the connection is idle
+        second = transport.send(_post(server.url + "/events"))
+        transport.close()
+    assert (first.status, second.status) == (200, 200)
+    assert len({port for *_, port in server.seen}) == 2
 
 
 def test_requests_reuse_one_keep_alive_connection() -> None:
@@ -137,3 +179,27 @@ def test_no_proxy_hosts_are_reached_directly(monkeypatch: pytest.MonkeyPatch) ->
         answer = Transport(2, 5).send(_post(server.url + "/events"))
     assert answer.status == 200
     assert not proxy.seen and server.seen[0][1] == "/events"
+
+
+def test_https_goes_through_the_proxys_connect_tunnel_with_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bytes] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def proxy() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                seen.append(connection.recv(4096))
+                connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+        thread = threading.Thread(target=proxy, daemon=True)
+        thread.start()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://user:p%40ss@127.0.0.1:{port}")
+        answer = Transport(2, 5).send(_post("https://partner.example/events"))
+        thread.join(5)
+    assert answer.status is None and "403" in answer.error  # the tunnel was refused: no answer from the partner
+    request = seen[0].decode()
+    assert request.startswith("CONNECT partner.example:443 HTTP/1.")
+    assert "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in request  # user:p@ss
