@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
@@ -206,3 +208,27 @@ def test_event_type_attribute_fills_a_missing_event_type() -> None:
 def test_field_mode_event_with_time_out_of_range_is_an_invalid_dead_letter() -> None:
     [letter] = dead(run(ParseEvents(921_600, "field"), record(time=10 ** 18)))
     assert letter["reason"] == "invalid"
+
+
+VALID = {"id": "a", "event_type": "users.messages.email.Send", "time": 1_700_000_000}
+FIELD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-5, max_value=MAX_TIME + 5),
+                         st.sampled_from([MAX_TIME, MAX_TIME + 1, -1, 0]), st.text(max_size=6),
+                         st.sampled_from(["users.messages.email.Send", "bad type", "", "a" * 201]))
+LINES = st.one_of(
+    st.dictionaries(st.sampled_from(["id", "event_type", "time", "x"]), FIELD_VALUES)
+    .map(lambda over: orjson.dumps({**VALID, **over})),
+    st.dictionaries(st.sampled_from(["id", "event_type", "time", "x"]), FIELD_VALUES).map(orjson.dumps),
+    st.binary(max_size=40),
+    st.sampled_from([b"[]", b"null", b'{"id": "a", "event_type": "t.T", "time": 1}\n', b'{"id":"a","event_type":"t.T","time":true}']))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(LINES, max_size=8), st.sampled_from(["publish", "field"]))
+def test_a_chunk_of_lines_parses_exactly_as_each_line_alone(lines: list[bytes], event_time: str) -> None:
+    chunked = run(ParseEvents(120, event_time), lines)
+    one_by_one = [out for line in lines for out in run(ParseEvents(120, event_time), line)]
+    events = [item for out in chunked if not isinstance(out, TaggedOutput) for item in out]
+    letters = [(o.value["reason"], o.value["error"], o.value["payload"]) for o in chunked if isinstance(o, TaggedOutput)]
+    assert events == [o for o in one_by_one if not isinstance(o, TaggedOutput)]
+    assert letters == [(o.value["reason"], o.value["error"], o.value["payload"]) for o in one_by_one
+                       if isinstance(o, TaggedOutput)]
