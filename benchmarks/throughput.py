@@ -472,7 +472,8 @@ def summarise(results: Results) -> dict[str, Any]:
         rows[m] = row
     bare_eps = rows["bare"]["events_per_second"]
     one, five, lanes = sec["storage1"]["median"], sec["storage5"]["median"], sec["storage5_lanes"]["median"]
-    peak = max(max(v) for v in results.peak_rss.values())
+    peak = max(results.peak_rss["job"])  # the target is the job's: 1 storage + 1 http connector
+    peak_any = max(max(v) for v in results.peak_rss.values())
     ratios = {
         "job_vs_bare": rows["job"]["events_per_second"] / bare_eps,
         "job_vs_bare_own": (rows["job"]["own_events_per_second"] or 0) / bare_eps,
@@ -482,6 +483,7 @@ def summarise(results: Results) -> dict[str, Any]:
         "five_lanes_vs_one": lanes / one,
         "five_lanes_vs_one_own": (lanes - startup) / (one - startup) if one > startup else None,
         "peak_rss_bytes": peak,
+        "peak_rss_bytes_any_run": peak_any,
     }
     targets = {
         "job_vs_bare": {"target": f">= {TARGET_JOB_VS_BARE}", "met": ratios["job_vs_bare"] >= TARGET_JOB_VS_BARE},
@@ -546,8 +548,9 @@ def render(results: Results, summary: dict[str, Any], env: dict[str, Any], comma
         f"{'5 connectors in 5 lanes / 1-connector (wall)':<58} {r['five_lanes_vs_one']:>9.2f}",
         f"{'5 connectors in 5 lanes / 1-connector (without start-up)':<58} "
         + (f"{r['five_lanes_vs_one_own']:>9.2f}" if r["five_lanes_vs_one_own"] is not None else f"{'-':>9}"),
-        f"{'peak RSS of the job (largest over every job run)':<58} {r['peak_rss_bytes'] / 2**30:>6.2f} GB  "
+        f"{'peak RSS of the job (1 storage + 1 http)':<58} {r['peak_rss_bytes'] / 2**30:>6.2f} GB  "
         f"<= {TARGET_PEAK_RSS / 2**30:.1f} GB  {verdict('peak_rss_bytes')}",
+        f"{'peak RSS, largest of any job run':<58} {r['peak_rss_bytes_any_run'] / 2**30:>6.2f} GB",
         "",
         f"versions: python {env['python']}, apache-beam {env['apache-beam']}, fastavro {env['fastavro']}, "
         f"orjson {env['orjson']}",
