@@ -20,7 +20,7 @@ from apache_beam.pvalue import TaggedOutput
 from pipeline.config import StorageConnector
 from pipeline.metrics import counter, distribution
 from pipeline.secrets import SecretError, SecretResolver
-from sinks.deadletter import SCHEMA_MISMATCH, WRITE_FAILED, connector_letter
+from sinks.deadletter import SCHEMA_MISMATCH, UNROUTABLE, WRITE_FAILED, connector_letter
 from sinks.retry import Backoff, call_with_retries
 from sinks.storage.avro import EncodeEvents
 from sinks.storage.formats import file_format
@@ -119,6 +119,12 @@ class WriteFiles(beam.DoFn):
         _, event_type, hour, shard, members = batch.key
         plan = self._plan(event_type)
         events = events_of(batch)
+        gone = [cid for cid in members if cid not in self._members]
+        if gone:  # streaming state from before an update that took these connectors out of the lane
+            yield from self._unroutable(gone, events)
+            members = tuple(cid for cid in members if cid in self._members)
+            if not members:
+                return
         try:
             data, written, misfits = plan.write(events)
         except (ValueError, TypeError, OverflowError) as exc:
@@ -152,6 +158,15 @@ class WriteFiles(beam.DoFn):
         member.bytes.inc(len(data))
         member.file_events.update(len(events))
         yield WrittenFile(connector.id, key, event_type, len(events), len(data))
+
+    def _unroutable(self, gone: Sequence[str], events: list[dict[str, Any]]) -> Iterator[Any]:
+        for cid in gone:
+            _LOG.warning("connector %s: %d buffered events have no writer: the connector is no longer in lane %s",
+                         cid, len(events), self._connectors[0].id)
+            for event in events:
+                yield TaggedOutput(DEAD, connector_letter(
+                    UNROUTABLE, f"connector {cid!r} is no longer in this lane (its config changed or it was removed "
+                                "while events were buffered for it); replay to deliver them", event, cid))
 
     def _failed(self, members: Sequence[str], event_type: str, events: list[dict[str, Any]], error: str,
                 key: str) -> Iterator[Any]:

@@ -8,9 +8,15 @@ from __future__ import annotations
 import collections
 import json
 
+import orjson
 import pytest
+from apache_beam.pvalue import TaggedOutput
 
+from pipeline.cli import placeholder_event
+from pipeline.config import parse_config
 from pipeline.main import run
+from sinks.storage.writer import WriteFiles
+from transforms.batch import Batch
 from tests.corpus import corpus, dead_letters, decode_file, local_objects, valid_events, write_lines
 
 EMAIL = "users.messages.email."
@@ -73,3 +79,17 @@ def test_a_member_whose_store_refuses_gets_the_dead_letters_and_the_others_do_no
     assert reasons == {("broken", "write_failed"): len(job["valid"])}
     assert job["metrics"]["connector.broken"].get("delivered", 0) == 0
     assert {letter["event_id"] for letter in job["letters"]} == {e["id"] for e in job["valid"]}
+
+
+def test_buffered_events_of_a_connector_no_longer_in_the_lane_become_unroutable_dead_letters(
+        tmp_path) -> None:  # noqa: ANN001
+    [lake] = parse_config({"connectors": [{"id": "lake", "type": "filesystem", "path": str(tmp_path)}]},
+                          environ={}).connectors
+    writer = WriteFiles([lake])
+    writer.setup()
+    event = orjson.dumps({**placeholder_event("users.messages.email.Send"), "id": "e1"})
+    out = list(writer.process(Batch(("lake", "users.messages.email.Send", "2026-09-21-13", 0, ("lake", "old")), 0,
+                                    [(event, len(event))], 7)))
+    letters = [o.value for o in out if isinstance(o, TaggedOutput)]
+    assert [(d["reason"], d["connector"], d["event_id"]) for d in letters] == [("unroutable", "old", "e1")]
+    assert [f.connector for f in out if not isinstance(f, TaggedOutput)] == ["lake"]
