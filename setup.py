@@ -37,6 +37,7 @@ setup(
             "hypothesis>=6.90",
             "moto[server]>=5.0",
             "gcp-storage-emulator>=2024.8.3",
+            "cryptography>=41",  # a self-signed certificate for the HTTPS transport tests
         ],
         "bench": ["pyinstrument>=4.6", "psutil>=5.9"],
     },

@@ -3,6 +3,7 @@ keep-alive, timeouts, redirects, proxies from the environment, and failures that
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -203,3 +204,59 @@ def test_https_goes_through_the_proxys_connect_tunnel_with_its_credentials(monke
     request = seen[0].decode()
     assert request.startswith("CONNECT partner.example:443 HTTP/1.")
     assert "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in request  # user:p@ss
+
+
+def _self_signed(folder: str) -> tuple[str, str]:
+    """(certificate, key) files for 127.0.0.1 / localhost."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = f"{folder}/cert.pem", f"{folder}/key.pem"
+    with open(cert_path, "wb") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@contextmanager
+def _serving_tls(cert: str, key: str) -> Iterator[_Server]:
+    with _serving() as server:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        yield server
+
+
+def test_https_is_verified_against_the_trusted_certificates(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    cert, key = _self_signed(str(tmp_path))
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the machine's trust store, as OpenSSL reads it
+    with _serving_tls(cert, key) as server:
+        port = server.server_address[1]
+        transport = Transport(2, 5)
+        answers = transport.exchange([_post(f"https://localhost:{port}/events", b"{}") for _ in range(3)])
+        transport.close()
+    assert [a.status for a in answers] == [200] * 3
+
+
+def test_an_untrusted_certificate_is_a_failure_not_an_answer(tmp_path) -> None:  # noqa: ANN001
+    cert, key = _self_signed(str(tmp_path))
+    with _serving_tls(cert, key) as server:
+        answer = Transport(2, 5).send(_post(f"https://localhost:{server.server_address[1]}/events"))
+    assert answer.status is None and "CERTIFICATE_VERIFY_FAILED" in answer.error
