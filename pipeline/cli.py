@@ -103,7 +103,6 @@ def _test_partner(connector: HttpConnectorBase, events: list[dict[str, Any]]) ->
         if deliverer is None:
             return f"FAILED  {error}"
         outcome = deliverer.deliver(events)
-        deliverer.close()
     finally:
         transport.close()
     if outcome.parked is not None:

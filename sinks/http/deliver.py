@@ -6,8 +6,10 @@ Retry-After), split on 400 and 413, and — when retries inside the bundle run o
 hand what is left to parking. Idempotency comes from the partners' insert ids, so a request re-sent after a lost
 answer is harmless.
 
-`DeliverBatches` runs it on a worker: one keep-alive connection pool (`Transport`) per DoFn instance, and a local breaker
-so that, while a connector is failing, new batches go straight to parking instead of hammering the endpoint.
+`DeliverBatches` runs it on a worker: one set of keep-alive connections (`sinks/http/transport.py`) per DoFn
+instance, requests sent in waves of up to `max_concurrent_requests` that are in flight together, sending overlapped
+with the encoding of the next batch, and a local breaker so that, while a connector is failing, new batches go
+straight to parking instead of hammering the endpoint.
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ class Deliverer:
         self._request_events = distribution(cid, "request_events")
 
     def _pace(self) -> None:
-        """The optional per-connector request-rate cap (per worker; shared by the sending threads)."""
+        """The optional per-connector request-rate cap (per worker), before each request is written."""
         if not self._interval:
             return
         with self._pace_lock:
@@ -148,9 +150,6 @@ class Deliverer:
             self._sleep(wait if asked_most is None else max(wait, asked_most))
             todo = again
         return results  # type: ignore[return-value]
-
-    def close(self) -> None:
-        """Nothing of its own to release: connections belong to the transport."""
 
     def _dead(self, reason: str, error: str, event: dict[str, Any]) -> dict[str, Any]:
         return connector_letter(reason, error, event, self._c.id)
@@ -279,8 +278,6 @@ class PartnerDoFn(beam.DoFn):
         return self._open()
 
     def _close(self) -> None:
-        if self._deliverer is not None:
-            self._deliverer.close()
         if self._transport is not None:
             self._transport.close()
 

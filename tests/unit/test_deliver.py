@@ -184,6 +184,5 @@ def test_with_concurrent_requests_a_failure_parks_the_failed_and_unsent_groups_o
     send = Partner_(lambda ids, n: Answer(401) if "e3" in ids else Answer(200))
     deliverer, _ = _deliverer(send, max_concurrent_requests=2)
     outcome = deliverer.deliver(_events(9))  # groups e0-2, e3-5 in the first wave; e6-8 never sent
-    deliverer.close()
     assert outcome.delivered == 3
     assert sorted(e["id"] for e in outcome.parked[3]) == ["e3", "e4", "e5", "e6", "e7", "e8"]
