@@ -106,6 +106,9 @@ class StorageConnector(ConnectorBase):
     max_events_per_file: int = Field(default=15000, ge=1, le=100_000)
     max_bytes_per_file: int = Field(default=128 * MIB, ge=64 * KIB, le=4096 * MIB)
     shards: int = Field(default=1, ge=1, le=256, description="parallel writers per event type and hour")
+    share_lane: bool = Field(default=True, description="share one lane (one encoding) with connectors that would "
+                                                       "write the same files; false: a lane of its own, so a slow "
+                                                       "or failing store never delays another")
 
     @field_validator("prefix")
     @classmethod

@@ -4,7 +4,9 @@ Storage connectors whose files would be byte for byte the same — same format, 
 limits and shards — differ only in where the files go (two buckets, a bucket and its mirror in another cloud).
 Routing, batching, projection and encoding are done once for all of them, and each file is then put into every
 member's store: five such connectors cost one encoding, not five. Each member keeps its own event selection,
-object keys, metrics and dead letters; a store that refuses a file dead-letters it for that member only.
+object keys, metrics and dead letters; a store that refuses a file dead-letters it for that member only. The
+price: the members' puts of a file are made one after the other, so a slow store (or one retrying) delays the
+others' files; `share_lane: false` gives a connector a lane of its own.
 
 Partners never share a lane: each has its own endpoint, credentials, limits and parking.
 """
@@ -35,7 +37,7 @@ class Lane:
 
 def _sharing_key(connector: Any) -> Hashable:
     """What makes a connector's files what they are; None for a connector that never shares."""
-    if not isinstance(connector, StorageConnector):
+    if not isinstance(connector, StorageConnector) or not connector.share_lane:
         return None
     limits = connector.batch_limits()
     return (connector.format, connector.codec, tuple(sorted(connector.field_transforms.items())),

@@ -57,3 +57,7 @@ def test_partners_never_share_a_lane() -> None:
 def test_lanes_keep_config_order() -> None:
     assert lane_ids({"id": "a"}, {"id": "b", "codec": "deflate"}, {"id": "c"}, {"id": "d", "codec": "deflate"}) == [
         ["a", "c"], ["b", "d"]]
+
+
+def test_a_connector_that_asks_for_its_own_lane_gets_one() -> None:
+    assert lane_ids({"id": "a"}, {"id": "b", "share_lane": False}, {"id": "c"}) == [["a", "c"], ["b"]]
