@@ -24,7 +24,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import ConnectorBase
-from pipeline.lanes import Lane, plan_lanes
+from pipeline.lanes import plan_lanes
 from pipeline.metrics import counter
 from sinks.deadletter import UNROUTABLE, dead_letter
 
@@ -82,7 +82,7 @@ class RouteEvents(beam.DoFn):
     def setup(self) -> None:
         self._transforms = {lane.id: field_transform(dict(lane.lead.field_transforms)) for lane in self._lanes}
         self._shards = {lane.id: getattr(lane.lead, "shards", 1) for lane in self._lanes}
-        self._targets: dict[str, list[tuple[Lane, tuple[str, ...]]]] = {}
+        self._targets: dict[str, list[tuple[str, Optional[Transform], int, tuple[str, ...]]]] = {}
         self._hours: dict[int, str] = {}
 
     def start_bundle(self) -> None:
@@ -90,15 +90,16 @@ class RouteEvents(beam.DoFn):
         self._first_ts: dict[tuple, Timestamp] = {}
         self._routed: dict[str, int] = {}
 
-    def _select(self, event_type: str) -> list[tuple[Lane, tuple[str, ...]]]:
-        """(lane, ids of its connectors that select the type) for every lane with at least one."""
+    def _select(self, event_type: str) -> list[tuple[str, Optional[Transform], int, tuple[str, ...]]]:
+        """(lane id, its transform, its shards, ids of its connectors that select the type) for every lane with at
+        least one such connector; resolved once per event type."""
         targets = self._targets.get(event_type)
         if targets is None:
             targets = self._targets[event_type] = []
             for lane in self._lanes:
                 members = tuple(c.id for c in lane.members if c.selects(event_type))
                 if members:
-                    targets.append((lane, members))
+                    targets.append((lane.id, self._transforms[lane.id], self._shards[lane.id], members))
         return targets
 
     def process(self, parsed: Any, timestamp=beam.DoFn.TimestampParam) -> Iterator[TaggedOutput]:  # noqa: ANN001
@@ -125,20 +126,17 @@ class RouteEvents(beam.DoFn):
             hour_str = self._hours[hour] = hour_string(hour)
         full: list[tuple[tuple, list]] = []
         routed_to = 0
-        for lane, members in self._select(event_type):
-            cid = lane.id
+        for cid, transform, shards, members in self._select(event_type):
             if only is not None:
                 if only not in members:
                     continue
                 members = (only,)
-            transform = self._transforms[cid]
             # A replayed dead letter (only is set) already went through this connector's transforms.
             routed = transform(event) if transform and only is None else event
             if routed is event:  # one encoding, shared by every connector that sees the event unchanged
                 data = encoded = encoded or orjson.dumps(event)
             else:
                 data = orjson.dumps(routed)
-            shards = self._shards[cid]
             shard = zlib.crc32(event["id"].encode("utf-8")) % shards if shards > 1 else 0
             key = (cid, event_type, hour_str, shard, members)
             chunk = self._chunks.get(key)
