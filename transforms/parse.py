@@ -23,7 +23,7 @@ ATTR_EVENT_TYPE = "event_type"
 ATTR_CONNECTOR = "currents_connector"  # routes a record to that connector only (dead-letter replay)
 # Event types become object-key segments: keep them to the characters real types use, so no input can write
 # outside its folder.
-EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+EVENT_TYPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")  # whole string: fullmatch, so no trailing "\n"
 MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it a time cannot name a date= hour
 
 # (event, hour index, its JSON, only this connector). The JSON is the record's own bytes when they stand for the
@@ -49,7 +49,7 @@ def parse_event(data: bytes, attributes: Optional[dict[str, str]] = None) -> dic
     if not isinstance(event_id, str) or not event_id:
         raise InvalidRecord("'id' must be a non-empty string")
     event_type = event.get("event_type")
-    if not isinstance(event_type, str) or not EVENT_TYPE.match(event_type):
+    if not isinstance(event_type, str) or not EVENT_TYPE.fullmatch(event_type):
         raise InvalidRecord("'event_type' must be a string of letters, digits, '.', '_' or '-'")
     event_time = event.get("time")
     if not isinstance(event_time, int) or isinstance(event_time, bool) or not 0 <= event_time <= MAX_TIME:
@@ -115,7 +115,7 @@ class ParseEvents(beam.DoFn):
             return None
         event_id, event_type, event_time = event.get("id"), event.get("event_type"), event.get("time")
         if (type(event_id) is not str or not event_id or type(event_type) is not str or type(event_time) is not int
-                or not 0 <= event_time <= MAX_TIME or not EVENT_TYPE.match(event_type)):
+                or not 0 <= event_time <= MAX_TIME or not EVENT_TYPE.fullmatch(event_type)):
             return None
         return (event, event_time // 3600 if default_hour is None else default_hour,
                 data if b"\n" not in data else None, None)

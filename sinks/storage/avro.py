@@ -185,6 +185,9 @@ class ContainerWriter:
         self._parsed = fastavro.parse_schema(schema)
         self._encode = compile_encoder(schema)
         self._projector = projector
+        # A projector that builds fields (the generic schema's `properties`) must see every event first: the
+        # event's own fields are not the record's.
+        self._build = None if type(projector) is Projector else projector.project
         self._compress = block_compressor(codec)
         header = io.BytesIO()
         fastavro.writer(header, self._parsed, [], codec=codec)
@@ -200,7 +203,7 @@ class ContainerWriter:
     def __call__(self, events: list[dict[str, Any]]) -> tuple[bytes, list[dict[str, Any]],
                                                               list[tuple[dict[str, Any], str]]]:
         """(file, events written, [(event, why it does not fit)]); the file is empty when no event fits."""
-        encode, careful = self._encode, self._careful
+        encode, careful, build = self._encode, self._careful, self._build
         blocks: list[bytes] = [self._header]
         written: list[dict[str, Any]] = []
         misfits: list[tuple[dict[str, Any], str]] = []
@@ -210,7 +213,10 @@ class ContainerWriter:
         for event in events:
             mark = len(buffer)
             try:
-                encode(event, write)
+                encode(build(event) if build else event, write)
+            except ProjectionError as exc:
+                misfits.append((event, str(exc)))
+                continue
             except _Slow:
                 del buffer[mark:]
                 try:

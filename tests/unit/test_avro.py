@@ -144,6 +144,36 @@ def test_unknown_event_types_keep_every_field_in_properties() -> None:
     assert record["id"] == "x" and record["properties"] == '{"colour":"red","n":[1,2]}'
 
 
+ORJSON_INTS = st.integers(min_value=-(2 ** 63), max_value=2 ** 64 - 1)  # what orjson reads as an int
+GENERIC_EVENTS = st.dictionaries(
+    st.sampled_from(["user_id", "external_user_id", "properties", "colour", "n"]),
+    st.one_of(st.none(), st.text(max_size=5), ORJSON_INTS, st.lists(ORJSON_INTS, max_size=2))).map(
+    lambda extra: {"id": "x", "event_type": "acme.Thing", "time": 5, **extra})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(GENERIC_EVENTS, max_size=4))
+def test_unknown_event_types_give_the_records_of_the_generic_projection(events: list[dict[str, Any]]) -> None:
+    schema = generic_schema()
+    projector = projector_for(schema, generic=True)
+    expected, refused = [], 0
+    for event in events:
+        try:
+            expected.append(projector.project(event))
+        except ProjectionError:
+            refused += 1
+    data, written, misfits = ContainerWriter(schema, "null", projector)(events)
+    assert (_read(data) if data else []) == (_fastavro_file(schema, expected) if expected else [])
+    assert len(misfits) == refused
+
+
+def test_an_unknown_types_own_properties_field_is_kept_with_the_others() -> None:
+    schema = generic_schema()
+    event = {"id": "x", "event_type": "acme.T", "time": 5, "properties": "mine", "colour": "red"}
+    [record] = _read(ContainerWriter(schema, "null", projector_for(schema, generic=True))([event])[0])
+    assert record["properties"] == '{"properties":"mine","colour":"red"}'
+
+
 def test_an_unsupported_avro_type_fails_when_compiled_not_when_writing() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         compile_encoder({"type": "record", "name": "M", "fields": [{"name": "m", "type": {"type": "map",

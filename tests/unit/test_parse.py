@@ -232,3 +232,10 @@ def test_a_chunk_of_lines_parses_exactly_as_each_line_alone(lines: list[bytes], 
     assert events == [o for o in one_by_one if not isinstance(o, TaggedOutput)]
     assert letters == [(o.value["reason"], o.value["error"], o.value["payload"]) for o in one_by_one
                        if isinstance(o, TaggedOutput)]
+
+
+def test_an_event_type_ending_in_a_newline_is_invalid_not_an_object_key_with_a_newline() -> None:
+    with pytest.raises(InvalidRecord, match="event_type"):
+        parse_event(record(event_type="users.messages.email.Send\n"))
+    [letter] = dead(run(ParseEvents(921_600, "publish"), [record(event_type="users.messages.email.Send\n")]))
+    assert letter["reason"] == "invalid"
