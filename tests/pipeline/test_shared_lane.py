@@ -93,3 +93,34 @@ def test_buffered_events_of_a_connector_no_longer_in_the_lane_become_unroutable_
     letters = [o.value for o in out if isinstance(o, TaggedOutput)]
     assert [(d["reason"], d["connector"], d["event_id"]) for d in letters] == [("unroutable", "old", "e1")]
     assert [f.connector for f in out if not isinstance(f, TaggedOutput)] == ["lake"]
+
+
+def test_replays_to_one_member_of_a_shared_lane_never_overwrite_the_lanes_own_files(tmp_path) -> None:  # noqa: ANN001
+    event_type = "users.messages.email.Send"
+
+    def letter(i: int, connector: str | None, reason: str) -> bytes:
+        event = {**placeholder_event(event_type), "id": f"e{i}", "time": 1_790_000_000}
+        return orjson.dumps({"reason": reason, "connector": connector, "payload": orjson.dumps(event).decode()})
+
+    letters = [letter(i, "lake", "write_failed") for i in range(3)] + [letter(i, None, "oversize") for i in range(3, 6)]
+    (tmp_path / "letters.jsonl").write_bytes(b"\n".join(letters) + b"\n")
+    config = {"connectors": [{"id": "lake", "type": "filesystem", "path": str(tmp_path / "lake")},
+                             {"id": "mirror", "type": "filesystem", "path": str(tmp_path / "mirror")}]}
+    run(["--runner=DirectRunner", f"--source=deadletter:{tmp_path / 'letters.jsonl'}",
+         f"--connectors={json.dumps(config)}", f"--dead_letter={tmp_path / 'dead'}",
+         f"--metrics_out={tmp_path / 'metrics.json'}"])
+    assert sorted(_ids(local_objects(str(tmp_path / "lake")))) == [f"e{i}" for i in range(6)]
+    assert sorted(_ids(local_objects(str(tmp_path / "mirror")))) == ["e3", "e4", "e5"]
+    metrics = json.loads((tmp_path / "metrics.json").read_bytes())
+    assert metrics["connector.lake"]["files_written"] == len(local_objects(str(tmp_path / "lake"))) == 2
+
+
+def test_a_batch_keyed_as_before_lanes_is_written_for_its_one_connector(tmp_path) -> None:  # noqa: ANN001
+    [lake] = parse_config({"connectors": [{"id": "lake", "type": "filesystem", "path": str(tmp_path)}]},
+                          environ={}).connectors
+    writer = WriteFiles([lake])
+    writer.setup()
+    event = orjson.dumps({**placeholder_event("users.messages.email.Send"), "id": "e1"})
+    out = list(writer.process(Batch(("lake", "users.messages.email.Send", "2026-09-21-13", 0), 0,
+                                    [(event, len(event))], 7)))
+    assert [(f.connector, f.events) for f in out] == [("lake", 1)]
