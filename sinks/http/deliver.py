@@ -310,6 +310,8 @@ class DeliverBatches(PartnerDoFn):
 
     def process(self, batch: Batch, timestamp: Timestamp = beam.DoFn.TimestampParam,
                 window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
+        while self._pending and self._pending[0][1].done():  # what is known before deciding: the breaker
+            yield from self._settle(*self._pending.popleft())
         events = events_of(batch)
         now = self._clock()
         deliverer = self._open() if now >= self._open_until else None
@@ -322,7 +324,7 @@ class DeliverBatches(PartnerDoFn):
             return
         future = self._sender.submit(deliverer.transmit, deliverer.prepare(events))
         self._pending.append((deliverer, future, timestamp, window, now))
-        while self._pending and (len(self._pending) > IN_FLIGHT or self._pending[0][1].done()):
+        while len(self._pending) > IN_FLIGHT:
             yield from self._settle(*self._pending.popleft())
 
     def finish_bundle(self) -> Iterator[Any]:

@@ -7,16 +7,20 @@ a client library, this costs about a quarter of the CPU per request: a lane post
 and on a worker its sending competes with its encoding for the one interpreter lock.
 
 Connections are `http.client` ones, reused while the server keeps them open (an idle connection the server has
-closed is noticed before reuse and replaced). Timeouts: `connect_timeout` to open a connection, `read_timeout` for
-each answer. 307/308 redirects are followed (three at most), with the method and body. Proxies come from the
-environment, as with curl or requests: HTTP_PROXY / HTTPS_PROXY (an `http://[user:password@]host:port` proxy; https
-goes through a CONNECT tunnel) and NO_PROXY. Nothing here raises: a failure to talk is an answer without a status.
+closed is noticed before reuse and replaced). Timeouts: `connect_timeout` to open a connection; a wave's answers
+are read as they arrive, all within `read_timeout` of the last request written. 307/308 redirects to the same
+origin are followed (three at most), with the method and body; a redirect elsewhere is returned as the answer,
+since requests carry the partner's credentials. An answer a server sends before it has read the whole body (a 413)
+is still read. Proxies come from the environment, as with curl or requests: HTTP_PROXY / HTTPS_PROXY (an
+`http://[user:password@]host:port` proxy; https goes through a CONNECT tunnel) and NO_PROXY. Nothing here raises:
+a failure to talk is an answer without a status.
 """
 from __future__ import annotations
 
 import base64
 import http.client
 import select
+import selectors
 import socket
 import ssl
 import threading
@@ -44,6 +48,18 @@ class Answer:
         if self.status is None:
             return self.error
         return f"HTTP {self.status}: {self.body[:500].decode('utf-8', 'replace')}"
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A request written to its connection, waiting for its answer."""
+
+    index: int
+    request: Request
+    route: "_Route"
+    connection: http.client.HTTPConnection
+    started: float
+    write_error: Optional[BaseException]
 
 
 @dataclass(frozen=True)
@@ -85,32 +101,34 @@ class Transport:
         self._idle: dict[_Route, list[http.client.HTTPConnection]] = {}
         self._routes: dict[tuple[str, str, int], _Route] = {}
         self._lock = threading.Lock()
+        self._closed = False
         self._tls: Optional[ssl.SSLContext] = None
 
     def send(self, request: Request) -> Answer:
         return self.exchange([request])[0]
 
     def exchange(self, requests: Sequence[Request], before_each: Callable[[], None] = lambda: None) -> list[Answer]:
-        """Every request written, then every answer read: one answer per request, in order. `before_each` runs
-        before each request is written (a rate cap)."""
+        """Every request written, then the answers read as they arrive: one answer per request, in order, all
+        within one `read_timeout` after the last request is written. `before_each` runs before each request is
+        written (a rate cap)."""
         answers: list[Optional[Answer]] = [None] * len(requests)
-        sent: list[tuple[int, _Route, http.client.HTTPConnection, float]] = []
+        sent: list[_Sent] = []
         for index, request in enumerate(requests):
             before_each()
             started = time.monotonic()
             try:
                 route, target, headers = self._prepare(request)
-                connection = self._write(route, request.method, target, request.body, headers)
+                connection, write_error = self._write(route, request.method, target, request.body, headers)
             except Exception as exc:  # noqa: BLE001 - a failure to talk is an answer, never an exception
                 answers[index] = _failure(exc, started)
                 continue
-            sent.append((index, route, connection, started))
-        for index, route, connection, started in sent:
-            answers[index] = self._read(route, connection, requests[index], started)
+            sent.append(_Sent(index, request, route, connection, started, write_error))
+        self._collect(sent, answers)
         return answers  # type: ignore[return-value]
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, {}
         for connections in idle.values():
             for connection in connections:
@@ -138,44 +156,88 @@ class Transport:
         return route, target, headers
 
     def _write(self, route: _Route, method: str, target: str, body: bytes,
-               headers: dict[str, str]) -> http.client.HTTPConnection:
+               headers: dict[str, str]) -> tuple[http.client.HTTPConnection, Optional[BaseException]]:
+        """The connection the request was written to, and the error if the server stopped reading part way: it
+        may have answered early (a 413 for a body it will not read) before closing, so the answer is still read."""
         connection = self._checkout(route)
         try:
             connection.request(method, target, body=body, headers=headers)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            return connection, exc
         except Exception:
             connection.close()
             raise
-        return connection
+        return connection, None
 
-    def _read(self, route: _Route, connection: http.client.HTTPConnection, request: Request,
-              started: float) -> Answer:
-        answer = self._answer(route, connection, started)
-        hops = 0
-        while answer.status in _REDIRECTS and answer.headers.get("location") and hops < MAX_REDIRECTS:
-            hops += 1
-            moved = Request(urljoin(request.url, answer.headers["location"]), request.headers, request.body,
-                            request.events, request.method)
-            try:
-                route, target, headers = self._prepare(moved)
-                connection = self._write(route, moved.method, target, moved.body, headers)
-            except Exception as exc:  # noqa: BLE001
-                return _failure(exc, started)
-            answer = self._answer(route, connection, started)
-        return answer
+    def _collect(self, sent: list[_Sent], answers: list[Optional[Answer]]) -> None:
+        """Read each answer when its connection becomes readable, until the wave's deadline."""
+        deadline = time.monotonic() + self._read_timeout
+        with selectors.DefaultSelector() as selector:
+            for item in sent:
+                try:
+                    selector.register(item.connection.sock, selectors.EVENT_READ, item)
+                except (ValueError, OSError, KeyError) as exc:  # no socket left: the write broke it
+                    item.connection.close()
+                    answers[item.index] = _failure(item.write_error or exc, item.started)
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                for key, _ in selector.select(remaining):
+                    selector.unregister(key.fileobj)
+                    item = key.data
+                    answers[item.index] = self._settle(item, deadline)
+            for key in list(selector.get_map().values()):
+                item = key.data
+                item.connection.close()
+                answers[item.index] = Answer(None, error=f"timed out: no answer within {self._read_timeout:g} s",
+                                             latency_ms=(time.monotonic() - item.started) * 1000)
 
-    def _answer(self, route: _Route, connection: http.client.HTTPConnection, started: float) -> Answer:
+    def _settle(self, item: _Sent, deadline: float) -> Answer:
+        """The answer on a readable connection, redirects followed; never raises."""
         try:
+            answer = self._answer(item.route, item.connection, item.started, deadline, item.write_error)
+            return self._follow(answer, item.request, item.started, deadline)
+        except Exception as exc:  # noqa: BLE001 - a failure to talk is an answer, never an exception
+            item.connection.close()
+            return _failure(exc, item.started)
+
+    def _answer(self, route: _Route, connection: http.client.HTTPConnection, started: float, deadline: float,
+                write_error: Optional[BaseException] = None) -> Answer:
+        try:
+            if connection.sock is not None:
+                connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
             response = connection.getresponse()
             body = response.read()
         except Exception as exc:  # noqa: BLE001
             connection.close()
-            return _failure(exc, started)
+            return _failure(write_error or exc, started)
+        if response.status < 200:  # an interim answer http.client does not skip (102, 103): no final one read
+            connection.close()
+            return _failure(http.client.HTTPException(f"interim answer {response.status} without a final one"),
+                            started)
         headers = _Headers((k.lower(), v) for k, v in response.getheaders())
-        if response.will_close:
+        if response.will_close or write_error is not None:
             connection.close()
         else:
             self._checkin(route, connection)
         return Answer(response.status, headers, body, latency_ms=(time.monotonic() - started) * 1000)
+
+    def _follow(self, answer: Answer, request: Request, started: float, deadline: float) -> Answer:
+        """307/308 to the same origin: the request again at the new place (three times at most). A redirect to
+        another origin is not followed: the request carries the partner's credentials."""
+        for _ in range(MAX_REDIRECTS):
+            location = answer.headers.get("location") if answer.status in _REDIRECTS else None
+            if not location:
+                return answer
+            moved = Request(urljoin(request.url, location), request.headers, request.body, request.events,
+                            request.method)
+            if _origin(moved.url) != _origin(request.url):
+                return answer
+            route, target, headers = self._prepare(moved)
+            connection, write_error = self._write(route, moved.method, target, moved.body, headers)
+            answer = self._answer(route, connection, started, time.monotonic() + self._read_timeout, write_error)
+        return answer
 
     # --- connections -------------------------------------------------------------------------------------------
 
@@ -194,7 +256,7 @@ class Transport:
     def _checkin(self, route: _Route, connection: http.client.HTTPConnection) -> None:
         with self._lock:
             idle = self._idle.setdefault(route, [])
-            if len(idle) < self._keep:
+            if len(idle) < self._keep and not self._closed:
                 idle.append(connection)
                 return
         connection.close()
@@ -223,10 +285,17 @@ def _usable(connection: http.client.HTTPConnection) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller = select.poll()  # not select.select: it fails for descriptors past 1024
+        poller.register(sock, select.POLLIN)
+        return not poller.poll(0)
     except (OSError, ValueError):
         return False
-    return not readable
+
+
+def _origin(url: str) -> tuple[str, str, Optional[int]]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
 
 def _failure(exc: BaseException, started: float) -> Answer:

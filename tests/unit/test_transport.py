@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from sinks.http.transport import Transport
 from sinks.http.partners.base import Request
+from sinks.http.transport import Transport
 
 
 class _Server(ThreadingHTTPServer):
@@ -25,6 +25,8 @@ class _Server(ThreadingHTTPServer):
         self.delay = 0.0
         self.in_flight = self.most_in_flight = 0
         self.drop_idle = False
+        self.elsewhere = ""
+        self.authorization: list[Any] = []
         self.counting = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
 
@@ -38,12 +40,21 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def _answer(self) -> None:
+        if self.path.endswith("/refuse-early"):  # answers without reading the body, and closes
+            self.send_response(413)
+            self.send_header("Content-Length", "8")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"too long")
+            self.close_connection = True
+            return
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.seen.append((self.command, self.path, body, self.client_address[1]))
+        self.server.authorization.append(self.headers.get("Authorization"))
         with self.server.counting:
             self.server.in_flight += 1
             self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
-        time.sleep(self.server.delay)
+        time.sleep(self.server.delay if "/fast" not in self.path else 0)
         with self.server.counting:
             self.server.in_flight -= 1
         if self.path.endswith("/moved"):
@@ -52,6 +63,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if self.path.endswith("/elsewhere"):
+            self.send_response(307)
+            self.send_header("Location", self.server.elsewhere)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.endswith("/early-hints"):
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+            self.wfile.flush()
         self.send_response(200)
         self.send_header("Retry-After", "7")
         self.send_header("Content-Length", "2")
@@ -260,3 +280,45 @@ def test_an_untrusted_certificate_is_a_failure_not_an_answer(tmp_path) -> None: 
     with _serving_tls(cert, key) as server:
         answer = Transport(2, 5).send(_post(f"https://localhost:{server.server_address[1]}/events"))
     assert answer.status is None and "CERTIFICATE_VERIFY_FAILED" in answer.error
+
+
+def test_a_waves_answers_all_time_out_within_one_read_timeout() -> None:
+    with _serving() as server:
+        server.delay = 2.0
+        started = time.monotonic()
+        answers = Transport(2, 0.5).exchange([_post(server.url + f"/hung/{i}") for i in range(3)])
+        took = time.monotonic() - started
+    assert all(a.status is None and "timed out" in a.error for a in answers)
+    assert took < 1.2  # one read timeout for the wave, not one per request
+
+
+def test_answers_are_read_as_they_arrive_so_each_latency_is_its_own() -> None:
+    with _serving() as server:
+        server.delay = 0.4
+        slow, fast = Transport(2, 5).exchange([_post(server.url + "/slow"), _post(server.url + "/fast")])
+    assert (slow.status, fast.status) == (200, 200)
+    assert fast.latency_ms < 200 <= slow.latency_ms
+
+
+def test_a_redirect_to_another_origin_is_not_followed_and_gets_no_credentials() -> None:
+    with _serving() as server, _serving() as other:
+        server.elsewhere = other.url + "/stolen"
+        request = Request(server.url + "/elsewhere", {"Authorization": "Bearer SECRET"}, b"{}")
+        answer = Transport(2, 5).send(request)
+    assert answer.status == 307 and other.seen == []
+
+
+def test_an_interim_answer_without_a_final_one_is_a_failure_and_its_connection_is_not_reused() -> None:
+    with _serving() as server:
+        transport = Transport(2, 5)
+        first = transport.send(_post(server.url + "/early-hints"))
+        second = transport.send(_post(server.url + "/events", b"second"))
+        transport.close()
+    assert first.status is None and "103" in first.error
+    assert (second.status, second.body) == (200, b"ok")
+
+
+def test_an_answer_sent_before_the_body_was_read_is_still_read() -> None:
+    with _serving() as server:
+        answer = Transport(2, 5).send(_post(server.url + "/refuse-early", b"x" * 8_000_000))
+    assert (answer.status, answer.body) == (413, b"too long")
