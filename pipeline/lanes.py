@@ -9,6 +9,10 @@ price: the members' puts of a file are made one after the other, so a slow store
 others' files; `share_lane: false` gives a connector a lane of its own.
 
 Partners never share a lane: each has its own endpoint, credentials, limits and parking.
+
+In batch mode, lanes that receive the same routed events (same field transforms and shards: a storage lane and a
+partner lane, say) go further and share one flow: one grouping step, so the events cross the shuffle once and
+each lane cuts its own batches from the groups. (Streaming lanes keep their own state and timers: one flow each.)
 """
 from __future__ import annotations
 
@@ -58,3 +62,29 @@ def plan_lanes(connectors: Sequence[ConnectorBase]) -> list[Lane]:
         if key is not None:
             groups[key] = members
     return [Lane(tuple(members)) for members in lanes]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Lanes routed and grouped together; named after its first lane."""
+
+    lanes: tuple[Lane, ...]
+
+    @property
+    def id(self) -> str:
+        return self.lanes[0].id
+
+    @property
+    def members(self) -> tuple[ConnectorBase, ...]:
+        return tuple(c for lane in self.lanes for c in lane.members)
+
+
+def plan_flows(lanes: Sequence[Lane], streaming: bool) -> list[Flow]:
+    """One flow per lane in streaming; in batch, lanes with the same field transforms and shards together."""
+    if streaming:
+        return [Flow((lane,)) for lane in lanes]
+    groups: dict[Hashable, list[Lane]] = {}
+    for lane in lanes:
+        key = (tuple(sorted(lane.lead.field_transforms.items())), getattr(lane.lead, "shards", 1))
+        groups.setdefault(key, []).append(lane)
+    return [Flow(tuple(group)) for group in groups.values()]

@@ -16,7 +16,7 @@ import time
 from bisect import bisect_right
 from itertools import accumulate, chain
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
 
 import apache_beam as beam
 import orjson
@@ -90,15 +90,25 @@ def _flatten(chunks: Iterable[bytes]) -> list[Item]:
     return list(zip(lines, map(len, lines)))
 
 
-class _CutGroups(beam.DoFn):
-    """Batch mode: every group is complete, so cut it and number the pieces."""
+class CutGroups(beam.DoFn):
+    """Batch mode: every group is complete, so cut it and number the pieces.
 
-    def __init__(self, limits: BatchLimits, run_token: int) -> None:
+    Given a lane (its id and connector ids), the groups are those of a flow several lanes share (pipeline/lanes.py):
+    the lane takes the groups meant for any of its connectors and keys its batches as its own."""
+
+    def __init__(self, limits: BatchLimits, run_token: int, lane: Optional[tuple[str, frozenset[str]]] = None) -> None:
         self._limits = limits
         self._run_token = run_token
+        self._lane = lane
 
     def process(self, element: tuple[tuple, Iterable[bytes]]) -> Iterator[Batch]:
         key, chunks = element
+        if self._lane is not None:
+            lane_id, ids = self._lane
+            members = tuple(cid for cid in key[4] if cid in ids)
+            if not members:
+                return
+            key = (lane_id, *key[1:4], members)
         for seq, items in enumerate(cut(_flatten(chunks), self._limits.max_count, self._limits.max_bytes)):
             yield Batch(key, seq, items, self._run_token)
 
@@ -216,4 +226,4 @@ class BatchEvents(beam.PTransform):
             return pcoll | "Buffer" >> beam.ParDo(_StatefulBatcher(self._limits, self._clock)).with_output_types(Batch)
         return (pcoll
                 | "Group" >> beam.GroupByKey()
-                | "Cut" >> beam.ParDo(_CutGroups(self._limits, self._run_token)).with_output_types(Batch))
+                | "Cut" >> beam.ParDo(CutGroups(self._limits, self._run_token)).with_output_types(Batch))

@@ -73,13 +73,22 @@ def hour_string(hour: int) -> str:
     return time.strftime("%Y-%m-%d-%H", time.gmtime(hour * 3600))
 
 
-class RouteEvents(beam.DoFn):
-    """`(event, hour, json, only_connector)` → `(key, chunk)` on each selecting lane's output."""
+Outputs = Sequence[Sequence[ConnectorBase]]  # the connectors of each output, which share transforms and shards
 
-    def __init__(self, connectors: Sequence[ConnectorBase]) -> None:
-        self._lanes = plan_lanes(connectors)
+
+def lane_outputs(connectors: Sequence[ConnectorBase]) -> list[tuple[ConnectorBase, ...]]:
+    return [lane.members for lane in plan_lanes(connectors)]
+
+
+class RouteEvents(beam.DoFn):
+    """`(event, hour, json, only_connector)` → `(key, chunk)` on each selecting output (a lane, or in batch mode a
+    flow of lanes: pipeline/lanes.py), tagged with its first connector's id."""
+
+    def __init__(self, connectors: Sequence[ConnectorBase], outputs: Optional[Outputs] = None) -> None:
+        self._outputs = [tuple(group) for group in (outputs if outputs is not None else lane_outputs(connectors))]
 
     def setup(self) -> None:
+        self._lanes = [_Output(group) for group in self._outputs]
         self._transforms = {lane.id: field_transform(dict(lane.lead.field_transforms)) for lane in self._lanes}
         self._shards = {lane.id: getattr(lane.lead, "shards", 1) for lane in self._lanes}
         self._targets: dict[str, list[tuple[str, Optional[Transform], int, tuple[str, ...]]]] = {}
@@ -166,14 +175,26 @@ class RouteEvents(beam.DoFn):
         self._chunks = {}
 
 
-class Route(beam.PTransform):
-    """Parsed events → ({lane id: PCollection of (key, chunk)}, dead letters of unroutable replays)."""
+class _Output:
+    """One output of the router: its connectors, named after the first."""
 
-    def __init__(self, connectors: Sequence[ConnectorBase]) -> None:
+    def __init__(self, members: tuple[ConnectorBase, ...]) -> None:
+        self.members = members
+        self.lead = members[0]
+        self.id = members[0].id
+
+
+class Route(beam.PTransform):
+    """Parsed events → ({output id: PCollection of (key, chunk)}, dead letters of unroutable replays). The outputs
+    are the lanes unless given (flows of lanes)."""
+
+    def __init__(self, connectors: Sequence[ConnectorBase], outputs: Optional[Outputs] = None) -> None:
         super().__init__()
         self._connectors = list(connectors)
+        self._outputs = outputs
 
     def expand(self, parsed: beam.PCollection) -> tuple[dict[str, beam.PCollection], beam.PCollection]:
-        ids = [lane.id for lane in plan_lanes(self._connectors)]
-        outputs = parsed | "Select" >> beam.ParDo(RouteEvents(self._connectors)).with_outputs(DEAD, *ids)
+        groups = self._outputs if self._outputs is not None else lane_outputs(self._connectors)
+        ids = [group[0].id for group in groups]
+        outputs = parsed | "Select" >> beam.ParDo(RouteEvents(self._connectors, groups)).with_outputs(DEAD, *ids)
         return {cid: outputs[cid] for cid in ids}, outputs[DEAD]

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from apache_beam.pvalue import TaggedOutput
 
+from examples.receiver import Receiver
 from pipeline.cli import placeholder_event
 from pipeline.config import parse_config
 from pipeline.main import run
@@ -124,3 +125,19 @@ def test_a_batch_keyed_as_before_lanes_is_written_for_its_one_connector(tmp_path
     out = list(writer.process(Batch(("lake", "users.messages.email.Send", "2026-09-21-13", 0), 0,
                                     [(event, len(event))], 7)))
     assert [(f.connector, f.events) for f in out] == [("lake", 1)]
+
+
+def test_a_storage_lane_and_a_partner_lane_in_one_flow_each_get_what_they_select(tmp_path) -> None:  # noqa: ANN001
+    lines, kinds = corpus(800, seed=9)
+    source = write_lines(str(tmp_path / "events.jsonl"), lines)
+    valid = valid_events(lines, kinds)
+    with Receiver("t") as receiver:
+        config = {"connectors": [
+            {"id": "lake", "type": "filesystem", "path": str(tmp_path / "lake"), "events": ["users.behaviors.*"]},
+            {"id": "hook", "type": "http", "endpoint": receiver.url, "token": "t", "events": [f"{EMAIL}*"]}]}
+        run(["--runner=DirectRunner", f"--source=file:{source}", f"--connectors={json.dumps(config)}",
+             f"--dead_letter={tmp_path / 'dead'}"])
+        got = set(receiver.ids)
+    assert set(_ids(local_objects(str(tmp_path / "lake")))) == {
+        e["id"] for e in valid if e["event_type"].startswith("users.behaviors.")}
+    assert got == {e["id"] for e in valid if e["event_type"].startswith(EMAIL)}

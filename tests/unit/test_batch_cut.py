@@ -5,7 +5,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.batch import Batch, cut, events_of
+from pipeline.config import BatchLimits
+from transforms.batch import Batch, CutGroups, cut, events_of
 
 
 def items(*sizes: int) -> list[tuple[str, int]]:
@@ -83,3 +84,13 @@ def test_events_of_a_batch_are_its_items_decoded_in_order() -> None:
     events = [{"id": "a", "n": 1}, {"id": "b", "text": "x,y]\n"}, {"id": "c", "nested": {"k": [1, 2]}}]
     items = [(orjson.dumps(e), 0) for e in events] + [(b'{"id": "d" }\r', 0)]  # a record as read: spaces, a CR
     assert events_of(Batch(("k",), 0, items, 1)) == [*events, {"id": "d"}]
+
+
+def test_a_lane_cuts_only_the_groups_of_its_connectors_and_keys_them_as_its_own() -> None:
+    cut_groups = CutGroups(BatchLimits(max_count=2, max_bytes=1000, flush_seconds=5), run_token=9,
+                           lane=("store", frozenset({"store", "mirror"})))
+    chunks = [b'{"id":"a"}\n{"id":"b"}\n{"id":"c"}']
+    batches = list(cut_groups.process((("store", "T", "H", 0, ("store", "mirror", "partner")), chunks)))
+    assert [(b.key, b.seq, len(b.items), b.token) for b in batches] == [
+        (("store", "T", "H", 0, ("store", "mirror")), 0, 2, 9), (("store", "T", "H", 0, ("store", "mirror")), 1, 1, 9)]
+    assert list(cut_groups.process((("store", "T", "H", 0, ("partner",)), chunks))) == []

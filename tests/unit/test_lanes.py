@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import parse_config
-from pipeline.lanes import plan_lanes
+from pipeline.lanes import plan_flows, plan_lanes
 
 
 def connectors(*specs: dict[str, Any]):
@@ -61,3 +61,19 @@ def test_lanes_keep_config_order() -> None:
 
 def test_a_connector_that_asks_for_its_own_lane_gets_one() -> None:
     assert lane_ids({"id": "a"}, {"id": "b", "share_lane": False}, {"id": "c"}) == [["a", "c"], ["b"]]
+
+
+def test_in_streaming_every_lane_is_its_own_flow() -> None:
+    lanes = plan_lanes(connectors({"id": "a"}, {"id": "b", "codec": "deflate"}))
+    assert [[lane.id for lane in flow.lanes] for flow in plan_flows(lanes, streaming=True)] == [["a"], ["b"]]
+
+
+def test_in_batch_lanes_that_see_the_same_events_share_a_flow() -> None:
+    conns = parse_config({"connectors": [
+        {"id": "disk", "type": "filesystem", "path": "/tmp/x"},
+        {"id": "deflated", "type": "filesystem", "path": "/tmp/y", "codec": "deflate"},
+        {"id": "hashed", "type": "filesystem", "path": "/tmp/z", "field_transforms": {"email_address": "hash"}},
+        {"id": "partner", "type": "http", "endpoint": "https://a.example/currents"}]}, environ={}).connectors
+    flows = plan_flows(plan_lanes(conns), streaming=False)
+    assert [[lane.id for lane in flow.lanes] for flow in flows] == [["disk", "deflated", "partner"], ["hashed"]]
+    assert [c.id for c in flows[0].members] == ["disk", "deflated", "partner"] and flows[0].id == "disk"
