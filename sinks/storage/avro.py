@@ -13,6 +13,7 @@ schema as fastavro writes it, comes from fastavro itself.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
@@ -189,10 +190,11 @@ class ContainerWriter:
         # event's own fields are not the record's.
         self._build = None if type(projector) is Projector else projector.project
         self._compress = block_compressor(codec)
+        # The sync marker comes from the schema and codec, not from chance: a retried batch rewrites the same bytes.
+        self._sync = hashlib.md5(json.dumps([schema, codec], sort_keys=True).encode(), usedforsecurity=False).digest()
         header = io.BytesIO()
-        fastavro.writer(header, self._parsed, [], codec=codec)
+        fastavro.writer(header, self._parsed, [], codec=codec, sync_marker=self._sync)
         self._header = header.getvalue()
-        self._sync = self._header[-16:]
 
     def _careful(self, event: dict[str, Any], write: Callable[[bytes], Any]) -> None:
         record = self._projector.project(event)  # converts, or raises ProjectionError naming the field

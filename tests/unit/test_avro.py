@@ -35,7 +35,7 @@ EVENTS = st.one_of(st.dictionaries(st.sampled_from([*FIELDS, "extra"]), VALUES).
 
 def _fastavro_file(schema: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = io.BytesIO()
-    fastavro.writer(out, fastavro.parse_schema(schema), records)
+    fastavro.writer(out, fastavro.parse_schema(schema), records, sync_marker=b"\x01" * 16)
     return list(fastavro.reader(io.BytesIO(out.getvalue())))
 
 
@@ -62,6 +62,12 @@ def test_any_events_give_the_records_and_refusals_of_projection_and_fastavro(eve
     assert (_read(data) if data else []) == records
     assert [id(e) for e, _ in misfits] == [id(events[i]) for i in refused]
     assert len(written) + len(misfits) == len(events)
+
+
+def test_the_same_events_give_the_same_file_bytes_on_any_worker() -> None:
+    events = [dict(BASE, id=f"e{i}") for i in range(5)]
+    first = ContainerWriter(SCHEMA, "deflate", Projector(SCHEMA))(events)[0]
+    assert ContainerWriter(SCHEMA, "deflate", Projector(SCHEMA))(events)[0] == first
 
 
 def test_a_misfit_says_which_field_and_why() -> None:
