@@ -91,6 +91,7 @@ class RouteEvents(beam.DoFn):
         self._lanes = [_Output(group) for group in self._outputs]
         self._transforms = {lane.id: field_transform(dict(lane.lead.field_transforms)) for lane in self._lanes}
         self._shards = {lane.id: getattr(lane.lead, "shards", 1) for lane in self._lanes}
+        self._positions = {lane.id: {c.id: i for i, c in enumerate(lane.members)} for lane in self._lanes}
         self._targets: dict[str, list[tuple[str, Optional[Transform], int, tuple[str, ...]]]] = {}
         self._hours: dict[int, str] = {}
 
@@ -136,17 +137,20 @@ class RouteEvents(beam.DoFn):
         full: list[tuple[tuple, list]] = []
         routed_to = 0
         for cid, transform, shards, members in self._select(event_type):
+            shard = zlib.crc32(event["id"].encode("utf-8")) % shards if shards > 1 else 0
             if only is not None:
                 if only not in members:
                     continue
                 members = (only,)
+                # Replays are batched apart from the live events and numbered from 0 like them: their own
+                # shards, past the output's, give their files names of their own (the key's <partition>).
+                shard += shards * (1 + self._positions[cid][only])
             # A replayed dead letter (only is set) already went through this connector's transforms.
             routed = transform(event) if transform and only is None else event
             if routed is event:  # one encoding, shared by every connector that sees the event unchanged
                 data = encoded = encoded or orjson.dumps(event)
             else:
                 data = orjson.dumps(routed)
-            shard = zlib.crc32(event["id"].encode("utf-8")) % shards if shards > 1 else 0
             key = (cid, event_type, hour_str, shard, members)
             chunk = self._chunks.get(key)
             if chunk is None:

@@ -103,9 +103,7 @@ class WriteFiles(beam.DoFn):
         self._store_factory = store_factory or open_store
 
     def setup(self) -> None:
-        lead = self._connectors[0]  # a lane's connectors have the same format, codec and shards
-        self._shards = lead.shards
-        self._selecting: dict[str, tuple[str, ...]] = {}  # event type → ids of the members that select it
+        lead = self._connectors[0]  # a lane's connectors have the same format and codec
         self._plans: dict[str, _Plan] = {}
         self._format = file_format(lead.format, lead.codec)
         self._members = {c.id: _Member(c, self._store_factory) for c in self._connectors}
@@ -154,8 +152,7 @@ class WriteFiles(beam.DoFn):
                events: list[dict[str, Any]]) -> Iterator[Any]:
         event_type, hour, shard = batch.key[1:4]
         connector = member.connector
-        partition = self._partition(event_type, shard, _members(batch.key))
-        key = object_key(connector, event_type, hour, plan.schema_id, partition, offset(batch.token, batch.seq),
+        key = object_key(connector, event_type, hour, plan.schema_id, shard, offset(batch.token, batch.seq),
                          self._format.extension)
         try:
             member.put(key, data, self._format.content_type, self._backoff)
@@ -167,18 +164,6 @@ class WriteFiles(beam.DoFn):
         member.bytes.inc(len(data))
         member.file_events.update(len(events))
         yield WrittenFile(connector.id, key, event_type, len(events), len(data))
-
-    def _partition(self, event_type: str, shard: int, members: tuple[str, ...]) -> int:
-        """The file name's `<partition>`: the shard, or — for a batch meant for fewer of the lane's connectors than
-        select its type (a dead letter replayed to one of them) — a number past the lane's shards. Such batches
-        are numbered apart from the lane's own, so without this their files would take the same names."""
-        usual = self._selecting.get(event_type)
-        if usual is None:
-            usual = self._selecting[event_type] = tuple(c.id for c in self._connectors if c.selects(event_type))
-        if members == usual:
-            return shard
-        ids = [c.id for c in self._connectors]
-        return shard + self._shards * (1 + (ids.index(members[0]) if members[0] in ids else len(ids)))
 
     def _unroutable(self, gone: Sequence[str], events: list[dict[str, Any]]) -> Iterator[Any]:
         for cid in gone:

@@ -141,3 +141,22 @@ def test_a_storage_lane_and_a_partner_lane_in_one_flow_each_get_what_they_select
     assert set(_ids(local_objects(str(tmp_path / "lake")))) == {
         e["id"] for e in valid if e["event_type"].startswith("users.behaviors.")}
     assert got == {e["id"] for e in valid if e["event_type"].startswith(EMAIL)}
+
+
+def test_replays_in_a_flow_with_a_partner_never_overwrite_the_live_files(tmp_path) -> None:  # noqa: ANN001
+    event_type = "users.messages.email.Send"
+
+    def letter(i: int, connector: str | None, reason: str) -> bytes:
+        event = {**placeholder_event(event_type), "id": f"e{i}", "time": 1_790_000_000}
+        return orjson.dumps({"reason": reason, "connector": connector, "payload": orjson.dumps(event).decode()})
+
+    letters = [letter(i, "lake", "write_failed") for i in range(3)] + [letter(i, None, "oversize") for i in range(3, 6)]
+    (tmp_path / "letters.jsonl").write_bytes(b"\n".join(letters) + b"\n")
+    with Receiver("t") as receiver:
+        config = {"connectors": [{"id": "lake", "type": "filesystem", "path": str(tmp_path / "lake")},
+                                 {"id": "hook", "type": "http", "endpoint": receiver.url, "token": "t"}]}
+        run(["--runner=DirectRunner", f"--source=deadletter:{tmp_path / 'letters.jsonl'}",
+             f"--connectors={json.dumps(config)}", f"--dead_letter={tmp_path / 'dead'}"])
+        got = set(receiver.ids)
+    assert sorted(_ids(local_objects(str(tmp_path / "lake")))) == [f"e{i}" for i in range(6)]
+    assert got == {"e3", "e4", "e5"}

@@ -293,3 +293,12 @@ def test_a_replay_for_a_connector_that_is_gone_is_an_unroutable_dead_letter_not_
 def test_a_replay_for_a_connector_that_no_longer_selects_its_type_is_unroutable() -> None:
     routed = route(connectors({"id": "lake", "events": ["users.behaviors.*"]}), [parsed(event("r2"), only="lake")])
     assert [d["reason"] for d in routed.chunks["_dead"]] == ["unroutable"]
+
+
+def test_a_replay_is_keyed_on_a_shard_of_its_own_past_the_outputs_shards() -> None:
+    conns = connectors({"id": "lake", "path": "/tmp/a", "shards": 2}, {"id": "mirror", "path": "/tmp/b", "shards": 2})
+    ev = event("replayed")
+    live_shard = zlib.crc32(b"replayed") % 2
+    routed = route(conns, [parsed(ev, only="mirror"), parsed(ev)])
+    assert sorted((key[3], key[4]) for key, _ in routed.chunks["lake"]) == [
+        (live_shard, ("lake", "mirror")), (live_shard + 2 * 2, ("mirror",))]  # mirror is member 1 of 2 shards
