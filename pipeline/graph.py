@@ -25,7 +25,7 @@ from sinks.deadletter import WriteDeadLetters
 from sinks.http.deliver import PARKED, DeliverBatches
 from sinks.http.parking import Park
 from sinks.storage.writer import WriteFiles
-from transforms.batch import BatchEvents, CutGroups
+from transforms.batch import Batch, BatchEvents, CutGroups
 from transforms.parse import DEAD, ParseEvents
 from transforms.route import Route
 
@@ -92,7 +92,8 @@ def _lane(lane: Lane, routed: beam.PCollection, grouped: Optional[beam.PCollecti
                                                           job.clock)
     else:
         batches = grouped | f"{name}/batch" >> beam.ParDo(CutGroups(
-            connector.batch_limits(), job.run_token, (lane.id, frozenset(c.id for c in lane.members))))
+            connector.batch_limits(), job.run_token, (lane.id, frozenset(c.id for c in lane.members)))
+        ).with_output_types(Batch)
     if isinstance(connector, StorageConnector):
         written = batches | f"{name}/write" >> beam.ParDo(
             WriteFiles(lane.members)).with_outputs(DEAD, main="files")

@@ -43,10 +43,10 @@ def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None)
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
+    try:  # whatever a partner sends here must not fail a bundle
+        if value.isascii() and value.isdigit():
+            return float(value)
         when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when - (time.time() if now is None else now))

@@ -33,6 +33,7 @@ from urllib.request import getproxies, proxy_bypass
 from sinks.http.partners.base import Request
 
 MAX_REDIRECTS = 3
+_GRACE_SECONDS = 1.0  # to read an answer that is already there when the wave's deadline has passed
 _REDIRECTS = (307, 308)  # the ones that keep method and body; other 3xx are answers like any other
 
 
@@ -161,8 +162,10 @@ class Transport:
         may have answered early (a 413 for a body it will not read) before closing, so the answer is still read."""
         connection = self._checkout(route)
         try:
+            if connection.sock is not None:  # a reused connection keeps the last read's deadline otherwise
+                connection.sock.settimeout(self._read_timeout)
             connection.request(method, target, body=body, headers=headers)
-        except (BrokenPipeError, ConnectionResetError) as exc:
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
             return connection, exc
         except Exception:
             connection.close()
@@ -187,6 +190,12 @@ class Transport:
                     selector.unregister(key.fileobj)
                     item = key.data
                     answers[item.index] = self._settle(item, deadline)
+            # A read can block until the deadline (headers before the body; a TLS session ticket makes a socket
+            # readable before its answer): answers that arrived meanwhile are still read, not called timeouts.
+            for key, _ in selector.select(0) if selector.get_map() else ():
+                selector.unregister(key.fileobj)
+                item = key.data
+                answers[item.index] = self._settle(item, time.monotonic() + _GRACE_SECONDS)
             for key in list(selector.get_map().values()):
                 item = key.data
                 item.connection.close()
@@ -236,7 +245,7 @@ class Transport:
                 return answer
             route, target, headers = self._prepare(moved)
             connection, write_error = self._write(route, moved.method, target, moved.body, headers)
-            answer = self._answer(route, connection, started, time.monotonic() + self._read_timeout, write_error)
+            answer = self._answer(route, connection, started, deadline, write_error)
         return answer
 
     # --- connections -------------------------------------------------------------------------------------------

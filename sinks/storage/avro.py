@@ -13,9 +13,9 @@ schema as fastavro writes it, comes from fastavro itself.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
+import os
 import struct
 import sys
 import zlib
@@ -190,8 +190,9 @@ class ContainerWriter:
         # event's own fields are not the record's.
         self._build = None if type(projector) is Projector else projector.project
         self._compress = block_compressor(codec)
-        # The sync marker comes from the schema and codec, not from chance: a retried batch rewrites the same bytes.
-        self._sync = hashlib.md5(json.dumps([schema, codec], sort_keys=True).encode(), usedforsecurity=False).digest()
+        # Random, as the spec wants: a marker anyone could compute could be forged inside a string value, and
+        # readers that split files on it would then start a block in the middle of a record.
+        self._sync = os.urandom(16)
         header = io.BytesIO()
         fastavro.writer(header, self._parsed, [], codec=codec, sync_marker=self._sync)
         self._header = header.getvalue()

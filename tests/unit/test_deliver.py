@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Sequence
 
 import orjson
+import pytest
 
 from pipeline.config import HttpConnector
 from sinks.http.deliver import CREDENTIALS, RETRYABLE, Answer, Deliverer
 from sinks.http.partners.base import Envelope, Limits, Partner, Request
+from sinks.http.retry import retry_after_seconds
 
 
 class Plain(Partner):
@@ -186,3 +188,10 @@ def test_with_concurrent_requests_a_failure_parks_the_failed_and_unsent_groups_o
     outcome = deliverer.deliver(_events(9))  # groups e0-2, e3-5 in the first wave; e6-8 never sent
     assert outcome.delivered == 3
     assert sorted(e["id"] for e in outcome.parked[3]) == ["e3", "e4", "e5", "e6", "e7", "e8"]
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1e999", "Tue, 99 Foo 2026 25:61:61 GMT", "-3", " ", "\u0663"])
+def test_a_malformed_retry_after_is_ignored_not_a_failed_bundle(value: str) -> None:
+    assert retry_after_seconds({"Retry-After": value}) is None
+    send = Partner_(lambda ids, n: Answer(429, {"Retry-After": value}) if n == 1 else Answer(200))
+    assert _deliverer(send)[0].deliver(_events(1)).delivered == 1

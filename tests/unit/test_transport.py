@@ -69,6 +69,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if self.path.endswith("/dribble"):  # the headers and part of the body now, the rest much later
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"dr")
+            self.wfile.flush()
+            time.sleep(1.5)
+            self.wfile.write(b"ip")
+            return
         if self.path.endswith("/early-hints"):
             self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
             self.wfile.flush()
@@ -321,4 +330,34 @@ def test_an_interim_answer_without_a_final_one_is_a_failure_and_its_connection_i
 def test_an_answer_sent_before_the_body_was_read_is_still_read() -> None:
     with _serving() as server:
         answer = Transport(2, 5).send(_post(server.url + "/refuse-early", b"x" * 8_000_000))
+    assert (answer.status, answer.body) == (413, b"too long")
+
+
+def test_an_answer_that_came_while_another_was_being_read_is_not_called_a_timeout() -> None:
+    with _serving() as server:
+        server.delay = 0.0
+        dribble, quick = Transport(2, 1.0).exchange([_post(server.url + "/dribble"), _post(server.url + "/fast")])
+    assert quick.status == 200  # answered at once, read after the dribbling answer's read gave up
+    assert dribble.status is None
+
+
+def test_a_reused_connection_writes_a_large_body_with_the_full_timeout() -> None:
+    with _serving() as server:
+        server.delay = 0.49
+        transport = Transport(2, 0.5)
+        first = transport.send(_post(server.url + "/events"))  # answered near the end of its read timeout
+        server.delay = 0.0
+        second = transport.send(_post(server.url + "/events", b"x" * 48_000_000))
+        transport.close()
+    assert (first.status, second.status) == (200, 200)
+    assert len({port for *_, port in server.seen}) == 1
+
+
+def test_over_tls_an_answer_sent_before_the_body_was_read_is_still_read(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path) -> None:  # noqa: ANN001
+    cert, key = _self_signed(str(tmp_path))
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    with _serving_tls(cert, key) as server:
+        answer = Transport(2, 5).send(_post(f"https://localhost:{server.server_address[1]}/refuse-early",
+                                            b"x" * 8_000_000))
     assert (answer.status, answer.body) == (413, b"too long")
