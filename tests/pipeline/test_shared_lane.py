@@ -96,15 +96,19 @@ def test_buffered_events_of_a_connector_no_longer_in_the_lane_become_unroutable_
     assert [f.connector for f in out if not isinstance(f, TaggedOutput)] == ["lake"]
 
 
-def test_replays_to_one_member_of_a_shared_lane_never_overwrite_the_lanes_own_files(tmp_path) -> None:  # noqa: ANN001
-    event_type = "users.messages.email.Send"
-
+def _replay_letters(path) -> None:  # noqa: ANN001
+    """Dead letters of e0-e2, dropped by `lake` (to replay to it alone), and e3-e5, dropped before routing (to
+    every connector), all of one type and hour."""
     def letter(i: int, connector: str | None, reason: str) -> bytes:
-        event = {**placeholder_event(event_type), "id": f"e{i}", "time": 1_790_000_000}
+        event = {**placeholder_event("users.messages.email.Send"), "id": f"e{i}", "time": 1_790_000_000}
         return orjson.dumps({"reason": reason, "connector": connector, "payload": orjson.dumps(event).decode()})
 
     letters = [letter(i, "lake", "write_failed") for i in range(3)] + [letter(i, None, "oversize") for i in range(3, 6)]
-    (tmp_path / "letters.jsonl").write_bytes(b"\n".join(letters) + b"\n")
+    path.write_bytes(b"\n".join(letters) + b"\n")
+
+
+def test_replays_to_one_member_of_a_shared_lane_never_overwrite_the_lanes_own_files(tmp_path) -> None:  # noqa: ANN001
+    _replay_letters(tmp_path / "letters.jsonl")
     config = {"connectors": [{"id": "lake", "type": "filesystem", "path": str(tmp_path / "lake")},
                              {"id": "mirror", "type": "filesystem", "path": str(tmp_path / "mirror")}]}
     run(["--runner=DirectRunner", f"--source=deadletter:{tmp_path / 'letters.jsonl'}",
@@ -144,14 +148,7 @@ def test_a_storage_lane_and_a_partner_lane_in_one_flow_each_get_what_they_select
 
 
 def test_replays_in_a_flow_with_a_partner_never_overwrite_the_live_files(tmp_path) -> None:  # noqa: ANN001
-    event_type = "users.messages.email.Send"
-
-    def letter(i: int, connector: str | None, reason: str) -> bytes:
-        event = {**placeholder_event(event_type), "id": f"e{i}", "time": 1_790_000_000}
-        return orjson.dumps({"reason": reason, "connector": connector, "payload": orjson.dumps(event).decode()})
-
-    letters = [letter(i, "lake", "write_failed") for i in range(3)] + [letter(i, None, "oversize") for i in range(3, 6)]
-    (tmp_path / "letters.jsonl").write_bytes(b"\n".join(letters) + b"\n")
+    _replay_letters(tmp_path / "letters.jsonl")
     with Receiver("t") as receiver:
         config = {"connectors": [{"id": "lake", "type": "filesystem", "path": str(tmp_path / "lake")},
                                  {"id": "hook", "type": "http", "endpoint": receiver.url, "token": "t"}]}
