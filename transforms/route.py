@@ -4,10 +4,11 @@ One pass over the stream for every connector: the selection is resolved once per
 is copied only for lanes whose transforms touch one of its fields, and events are gathered per
 (lane, event type, hour, shard, members) within the bundle, so the batching step receives chunks instead of single
 events. `members` are the ids of the lane's connectors that select the event's type (pipeline/lanes.py): connectors
-sharing a lane can still select different types, and a replayed dead letter goes to its own connector only. A chunk is the events' JSON joined by newlines (orjson never writes a raw newline): one bytes value crosses
-the shuffle and state for hundreds of events, far more cheaply than dicts or lists, and connectors that see an
-event unchanged share one encoding. Each
-lane's chunks leave on an output tagged with its id (its first connector's).
+sharing a lane can still select different types, and a replayed dead letter goes to its own connector only.
+
+A chunk is the events' JSON joined by newlines (orjson never writes a raw newline): one bytes value crosses the
+shuffle and state for hundreds of events, far more cheaply than dicts or lists, and connectors that see an event
+unchanged share one encoding. Each lane's chunks leave on an output tagged with its id (its first connector's).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.config import ConnectorBase
-from pipeline.lanes import plan_lanes
+from pipeline.lanes import Lane, plan_lanes
 from pipeline.metrics import counter
 from sinks.deadletter import UNROUTABLE, dead_letter
 
@@ -88,7 +89,7 @@ class RouteEvents(beam.DoFn):
         self._outputs = [tuple(group) for group in (outputs if outputs is not None else lane_outputs(connectors))]
 
     def setup(self) -> None:
-        self._lanes = [_Output(group) for group in self._outputs]
+        self._lanes = [Lane(group) for group in self._outputs]  # an output is named and led like a lane
         self._transforms = {lane.id: field_transform(dict(lane.lead.field_transforms)) for lane in self._lanes}
         self._shards = {lane.id: getattr(lane.lead, "shards", 1) for lane in self._lanes}
         self._positions = {lane.id: {c.id: i for i, c in enumerate(lane.members)} for lane in self._lanes}
@@ -177,15 +178,6 @@ class RouteEvents(beam.DoFn):
         for key, lines in self._chunks.items():
             yield TaggedOutput(key[0], WindowedValue((key, b"\n".join(lines)), self._first_ts[key], [GlobalWindow()]))
         self._chunks = {}
-
-
-class _Output:
-    """One output of the router: its connectors, named after the first."""
-
-    def __init__(self, members: tuple[ConnectorBase, ...]) -> None:
-        self.members = members
-        self.lead = members[0]
-        self.id = members[0].id
 
 
 class Route(beam.PTransform):

@@ -20,7 +20,7 @@ import struct
 import sys
 import zlib
 from functools import lru_cache
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import fastavro
 
@@ -240,7 +240,3 @@ class ContainerWriter:
     def _block(self, count: int, records: bytearray) -> bytes:
         data = self._compress(bytes(records))
         return _long(count) + _long(len(data)) + data + self._sync
-
-
-def container_writer(schema: dict[str, Any], codec: str, projector: Optional[Projector] = None) -> ContainerWriter:
-    return ContainerWriter(schema, codec, projector or Projector(schema))

@@ -49,7 +49,7 @@ class _Plan:
     write: EncodeEvents
 
 
-def _members(key: tuple) -> tuple[str, ...]:
+def _addressed(key: tuple) -> tuple[str, ...]:
     """The connectors a batch is for: the key's last part; a key from before lanes, (connector, type, hour,
     shard), still buffered in a streaming job's state across an update, is for its one connector."""
     return key[4] if len(key) > 4 else (key[0],)
@@ -122,7 +122,7 @@ class WriteFiles(beam.DoFn):
         return plan
 
     def process(self, batch: Batch) -> Iterator[Any]:
-        event_type, members = batch.key[1], _members(batch.key)
+        event_type, members = batch.key[1], _addressed(batch.key)
         plan = self._plan(event_type)
         events = events_of(batch)
         gone = [cid for cid in members if cid not in self._members]
