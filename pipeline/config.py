@@ -5,127 +5,27 @@ the connector and the field, instead of failing (and being retried forever) insi
 
 Secrets never leave the config as plain values: fields typed `Secret` keep their reference (`${ENV}`,
 `secret:gcp:projects/P/secrets/S/versions/V`, or a literal) until a worker resolves them in `DoFn.setup`
-(see `pipeline.secrets`). Every other string field may use `${ENV}`, substituted at launch.
+(see `core.secrets`). Every other string field may use `${ENV}`, substituted at launch.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
-from functools import cached_property, lru_cache
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-KIB = 1024
-MIB = 1024 * 1024
+from core.config import ConfigError, ConnectorBase, Model, Secret, is_secret, nested_models
+from sinks.http.partners.base import HttpConnectorBase
+from sinks.storage.connector import StorageConnector
 
-
-class ConfigError(ValueError):
-    """A config problem, worded for the person who wrote the config."""
-
-
-class _SecretMarker:
-    """Annotation marker: the field holds a secret reference, resolved only on workers."""
-
-
-Secret = Annotated[str, _SecretMarker()]
+__all__ = ["ConfigError", "ConnectorBase", "Connector", "CurrentsConfig", "HttpConnectorBase", "StorageConnector",
+           "dumps_public", "load_config", "parse_config", "secret_field_names"]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_GLOB_CHARS = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-
-
-def _check_glob(pattern: str) -> str:
-    if not pattern or not _GLOB_CHARS.match(pattern):
-        raise ValueError(
-            f"bad glob {pattern!r}: use event type names with *, ? and [..] (e.g. 'users.messages.email.*')")
-    depth = 0
-    for ch in pattern:
-        depth += ch == "["
-        depth -= ch == "]"
-        if depth not in (0, 1):
-            raise ValueError(f"bad glob {pattern!r}: unbalanced brackets")
-    if depth:
-        raise ValueError(f"bad glob {pattern!r}: unbalanced brackets")
-    return pattern
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ConnectorBase(_Model):
-    """What every connector has: an id, an event selection, field transforms and batching limits."""
-
-    id: str = Field(pattern=_ID, description="connector id; also the integration id in object keys")
-    events: Optional[list[str]] = Field(default=None, description="glob patterns of event types; omitted = all")
-    field_transforms: dict[str, Literal["hash", "remove"]] = Field(default_factory=dict)
-
-    @field_validator("events")
-    @classmethod
-    def _globs(cls, value: Optional[list[str]]) -> Optional[list[str]]:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("empty list selects nothing; omit 'events' to select every event type")
-        return [_check_glob(p) for p in value]
-
-    @cached_property
-    def _selector(self) -> Optional[re.Pattern[str]]:
-        if self.events is None:
-            return None
-        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.events))
-
-    def selects(self, event_type: str) -> bool:
-        selector = self._selector
-        return selector is None or selector.match(event_type) is not None
-
-    def destination(self) -> str:
-        """Where the connector delivers, without secrets: for logs and connector listings."""
-        raise NotImplementedError
-
-
-class BatchLimits(_Model):
-    """When a batch is cut: count, encoded bytes, or time since its first event, whichever comes first."""
-
-    max_count: int
-    max_bytes: int
-    flush_seconds: float
-
-
-class StorageConnector(ConnectorBase):
-    prefix: str = "currents"
-    format: Literal["avro", "parquet", "jsonl"] = "avro"
-    codec: Literal["null", "deflate", "snappy", "zstandard"] = "null"
-    cluster: str = Field(default="beam-01", pattern=r"^[A-Za-z0-9_-]+$")
-    zone: str = Field(default="us-01", pattern=r"^[A-Za-z0-9_-]+$")
-    flush_seconds: float = Field(default=300, gt=0, le=24 * 3600)
-    max_events_per_file: int = Field(default=15000, ge=1, le=100_000)
-    max_bytes_per_file: int = Field(default=128 * MIB, ge=64 * KIB, le=4096 * MIB)
-    shards: int = Field(default=1, ge=1, le=256, description="parallel writers per event type and hour")
-    share_lane: bool = Field(default=True, description="share one lane (one encoding) with connectors that would "
-                                                       "write the same files; false: a lane of its own, so a slow "
-                                                       "or failing store never delays another")
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        value = value.strip("/")
-        if any(part in ("", ".", "..") for part in value.split("/")) and value:
-            raise ValueError(f"bad prefix {value!r}: no empty, '.' or '..' path segments")
-        return value
-
-    @property
-    def connection_type(self) -> str:
-        """The `<connection-type-identifier>` segment of object keys."""
-        return "S3"
-
-    def batch_limits(self) -> BatchLimits:
-        return BatchLimits(max_count=self.max_events_per_file, max_bytes=self.max_bytes_per_file,
-                           flush_seconds=self.flush_seconds)
 
 
 class FilesystemConnector(StorageConnector):
@@ -147,7 +47,7 @@ class FilesystemConnector(StorageConnector):
         return os.path.join(self.path, self.prefix)
 
 
-class S3Credentials(_Model):
+class S3Credentials(Model):
     access_key_id: Secret
     secret_access_key: Secret
     session_token: Optional[Secret] = None
@@ -172,7 +72,7 @@ class S3Connector(StorageConnector):
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-class GCSCredentials(_Model):
+class GCSCredentials(Model):
     service_account_json: Secret = Field(description="the key file's JSON text (usually a secret:gcp: reference)")
 
 
@@ -217,52 +117,6 @@ class AzureBlobConnector(StorageConnector):
 
     def destination(self) -> str:
         return f"azfs://{self.account_name or self.account_url or 'connection-string'}/{self.container}/{self.prefix}"
-
-
-class HttpConnectorBase(ConnectorBase):
-    """What every analytics partner has: batching, timeouts, retries, parking (the credential grace window)."""
-
-    endpoint: Optional[str] = Field(default=None, pattern=r"^https?://",
-                                    description="the partner's URL; overrides the default (and region) of a partner")
-    flush_seconds: float = Field(default=5, gt=0, le=3600)
-    max_events_per_request: Optional[int] = Field(default=None, ge=1, description="at most the partner's limit")
-    max_requests_per_second: Optional[float] = Field(default=None, gt=0, description="per worker")
-    max_concurrent_requests: int = Field(default=4, ge=1, le=64, description="requests in flight per batch")
-    connect_timeout_seconds: float = Field(default=5, gt=0, le=120)
-    read_timeout_seconds: float = Field(default=30, gt=0, le=600)
-    retry_attempts: int = Field(default=4, ge=1, le=20, description="attempts inside a bundle before parking")
-    backoff_base_seconds: float = Field(default=0.5, ge=0, le=60)
-    backoff_cap_seconds: float = Field(default=10, ge=0, le=600)
-    probe_interval_seconds: float = Field(default=180, gt=0, le=24 * 3600)
-    retry_window_hours: float = Field(default=24, gt=0, le=24 * 30)
-    credential_grace_hours: float = Field(default=48, gt=0, le=24 * 30)
-    max_parked_events: int = Field(default=100_000, ge=1, le=10_000_000)
-
-    @model_validator(mode="after")
-    def _within_partner_limits(self) -> "HttpConnectorBase":
-        from sinks.http.partners import partner_for
-
-        partner = partner_for(self)
-        if self.max_events_per_request and self.max_events_per_request > partner.limits.max_events:
-            raise ValueError(f"max_events_per_request: {self.type} takes at most {partner.limits.max_events} events "
-                             f"a request")
-        return self
-
-    def batch_limits(self) -> BatchLimits:
-        """A batch holds up to `max_concurrent_requests` requests' worth, which the deliverer cuts into requests
-        within the partner's limits and sends side by side."""
-        from sinks.http.partners import partner_for
-
-        limits = partner_for(self).limits
-        per_request = self.max_events_per_request or limits.max_events
-        return BatchLimits(max_count=per_request * self.max_concurrent_requests,
-                           max_bytes=limits.max_request_bytes * self.max_concurrent_requests,
-                           flush_seconds=self.flush_seconds)
-
-    def destination(self) -> str:
-        from sinks.http.partners import partner_for
-
-        return partner_for(self).url
 
 
 class HttpConnector(HttpConnectorBase):
@@ -326,7 +180,7 @@ Connector = Annotated[
 ]
 
 
-class CurrentsConfig(_Model):
+class CurrentsConfig(Model):
     connectors: list[Connector] = Field(min_length=1)
 
     def connector(self, connector_id: str) -> ConnectorBase:
@@ -394,19 +248,6 @@ def _explain(exc: ValidationError, raw: Any) -> str:
     return "invalid connector config:\n  " + "\n  ".join(lines)
 
 
-def _is_secret(info: Any) -> bool:
-    """A field typed `Secret` or `Optional[Secret]`."""
-    if any(isinstance(m, _SecretMarker) for m in info.metadata):
-        return True
-    return any(get_origin(arg) is Annotated and any(isinstance(m, _SecretMarker) for m in get_args(arg)[1:])
-               for arg in get_args(info.annotation))
-
-
-def _nested_models(info: Any) -> list[type[BaseModel]]:
-    args = get_args(info.annotation) or (info.annotation,)
-    return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-
-
 @lru_cache(maxsize=1)
 def secret_field_names() -> frozenset[str]:
     """Names of every secret field of every connector type (and their nested credential models)."""
@@ -415,9 +256,9 @@ def secret_field_names() -> frozenset[str]:
     while todo:
         model = todo.pop()
         for name, info in model.model_fields.items():
-            if _is_secret(info):
+            if is_secret(info):
                 names.add(name)
-            todo += _nested_models(info)
+            todo += nested_models(info)
     return frozenset(names)
 
 
@@ -468,13 +309,13 @@ def load_config(source: str, environ: Optional[dict[str, str]] = None) -> Curren
 def dumps_public(connector: ConnectorBase) -> bytes:
     """The connector as JSON with every secret field masked, for logs and `currents validate`."""
 
-    def mask(model: _Model) -> dict[str, Any]:
+    def mask(model: Model) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, info in type(model).model_fields.items():
             value = getattr(model, name)
-            if value is not None and _is_secret(info):
+            if value is not None and is_secret(info):
                 out[name] = "***"
-            elif isinstance(value, _Model):
+            elif isinstance(value, Model):
                 out[name] = mask(value)
             else:
                 out[name] = value

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import apache_beam as beam
 
 from pipeline.config import CurrentsConfig, StorageConnector
-from pipeline.lanes import Lane, plan_flows, plan_lanes
+from core.lanes import Lane, plan_flows, plan_lanes
 from pipeline.sources import ReadSource, SourceSpec
 from sinks.deadletter import WriteDeadLetters
 from sinks.http.deliver import PARKED, DeliverBatches

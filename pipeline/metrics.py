@@ -1,31 +1,15 @@
-"""Counter names and the run-end report.
-
-Namespaces: `currents` for the pipeline as a whole, `connector.<id>` per connector, so the Dataflow UI and
-`--metrics_out` group a connector's figures together.
-"""
+"""The run-end report: every counter of a finished run (names and namespaces: `core.metrics`), and its summary."""
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any, Optional
+from typing import Any
 
-from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
-PIPELINE = "currents"
+from core.metrics import CONNECTOR_PREFIX, PIPELINE
+
 _LOG = logging.getLogger(__name__)
-
-
-def namespace(connector_id: Optional[str]) -> str:
-    return f"connector.{connector_id}" if connector_id else PIPELINE
-
-
-def counter(connector_id: Optional[str], name: str):  # noqa: ANN201 - Beam's counter type is private
-    return Metrics.counter(namespace(connector_id), name)
-
-
-def distribution(connector_id: Optional[str], name: str):  # noqa: ANN201
-    return Metrics.distribution(namespace(connector_id), name)
 
 
 def collect(result: Any) -> dict[str, dict[str, Any]]:
@@ -57,10 +41,10 @@ def summary_lines(metrics: dict[str, dict[str, Any]]) -> list[str]:
     lines = [f"events in {top.get('events_in', 0)}, valid {top.get('events_valid', 0)}, "
              f"invalid {top.get('invalid', 0)}, oversize {top.get('oversize', 0)}"]
     for ns, values in metrics.items():
-        if not ns.startswith("connector."):
+        if not ns.startswith(CONNECTOR_PREFIX):
             continue
         dead = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in values.items() if k.startswith("dead_letters."))
-        lines.append(f"{ns[len('connector.'):]}: routed {values.get('routed', 0)}, "
+        lines.append(f"{ns[len(CONNECTOR_PREFIX):]}: routed {values.get('routed', 0)}, "
                      f"delivered {values.get('delivered', 0)}, files {values.get('files_written', 0)}, "
                      f"bytes {values.get('bytes_written', 0)}, dead letters: {dead or 'none'}")
     return lines

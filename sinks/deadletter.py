@@ -1,17 +1,12 @@
-"""Dead letters: every dropped record, as one JSON line with its reason, under `--dead_letter`.
+"""Dead letters (`core.deadletters`) written as JSON lines under `--dead_letter`, one line per dropped record.
 
-A line is `{reason, connector, event_type, event_id, error, size, payload, at}`; `payload` is the record as it was
-(UTF-8 text, or base64 with `payload_encoding: base64` when the bytes were not UTF-8), so `--source=deadletter:GLOB`
-can replay it. Files: `<dead_letter>/reason=<reason>/date=<YYYY-MM-DD-HH>/deadletters-<run token>-<random>.jsonl`.
+Files: `<dead_letter>/reason=<reason>/date=<YYYY-MM-DD-HH>/deadletters-<run token>-<random>.jsonl`.
 """
 from __future__ import annotations
 
-import base64
 import os
-import time
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional
 
 import apache_beam as beam
 import orjson
@@ -19,53 +14,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.metrics import counter
-
-# Every reason a record can be dropped for; one counter and one folder each.
-INVALID = "invalid"  # not JSON / not an object / missing or mistyped id, event_type, time / not UTF-8
-OVERSIZE = "oversize"  # larger than --max_event_bytes
-SCHEMA_MISMATCH = "schema_mismatch"  # a field's value does not fit the event type's Avro schema
-WRITE_FAILED = "write_failed"  # the storage connector kept failing (or refused) the write
-REJECTED = "rejected"  # a partner answered 400 to the event on its own
-TOO_LARGE = "too_large"  # a single event over the partner's per-event limit
-EXPIRED = "expired"  # retryable errors for longer than retry_window_hours
-CREDENTIALS_EXPIRED = "credentials_expired"  # credential errors for longer than credential_grace_hours
-PARKING_FULL = "parking_full"  # over the per-connector cap of parked events
-UNROUTABLE = "unroutable"  # a replayed dead letter whose connector is gone or no longer selects its type
-DRAINED = "drained"  # still parked when the stream ended (a drained job, or the end of bounded input)
+from core.metrics import counter
 
 MAX_LINES_PER_FILE = 10_000
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def dead_letter(reason: str, error: str, payload: Union[bytes, str, dict], *, connector: Optional[str] = None,
-                event_type: Optional[str] = None, event_id: Optional[str] = None,
-                at: Optional[float] = None) -> dict[str, Any]:
-    """One dead-letter record. `payload` is the raw record (bytes/str) or the event as the connector saw it."""
-    if isinstance(payload, dict):
-        data = orjson.dumps(payload)
-    elif isinstance(payload, str):
-        data = payload.encode("utf-8", "surrogatepass")
-    else:
-        data = payload
-    letter: dict[str, Any] = {
-        "reason": reason, "connector": connector, "event_type": event_type, "event_id": event_id,
-        "error": error, "size": len(data), "payload": None, "at": _iso(time.time() if at is None else at)}
-    try:
-        letter["payload"] = data.decode("utf-8")
-    except UnicodeDecodeError:
-        letter["payload"] = base64.b64encode(data).decode("ascii")
-        letter["payload_encoding"] = "base64"
-    return letter
-
-
-def connector_letter(reason: str, error: str, event: dict[str, Any], connector_id: str) -> dict[str, Any]:
-    """The dead letter of an event a connector could not deliver, as that connector saw it."""
-    return dead_letter(reason, error, event, connector=connector_id, event_type=event.get("event_type"),
-                       event_id=event.get("id"))
 
 
 class _WriteBundles(beam.DoFn):

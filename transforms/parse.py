@@ -15,8 +15,8 @@ import orjson
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 
-from pipeline.metrics import counter
-from sinks.deadletter import INVALID, OVERSIZE, dead_letter
+from core.metrics import counter
+from core.deadletters import INVALID, OVERSIZE, dead_letter
 
 DEAD = "dead"
 ATTR_EVENT_TYPE = "event_type"

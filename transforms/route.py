@@ -24,10 +24,10 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.config import ConnectorBase
-from pipeline.lanes import Lane, plan_lanes
-from pipeline.metrics import counter
-from sinks.deadletter import UNROUTABLE, dead_letter
+from core.config import ConnectorBase
+from core.lanes import Lane, plan_lanes
+from core.metrics import counter
+from core.deadletters import UNROUTABLE, dead_letter
 
 REDACTED = "[REDACTED]"
 DEAD = "_dead"  # no connector id can start with "_": this tag never collides with a connector's lane

@@ -27,17 +27,17 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.config import HttpConnectorBase
-from pipeline.metrics import counter, distribution
-from pipeline.secrets import SecretError, SecretResolver
-from sinks.deadletter import INVALID, REJECTED, TOO_LARGE, connector_letter
+from sinks.http.partners.base import HttpConnectorBase
+from core.metrics import counter, distribution
+from core.secrets import SecretError, SecretResolver
+from core.deadletters import INVALID, REJECTED, TOO_LARGE, connector_letter
 from sinks.http.partners import partner_for
 from sinks.http.partners.base import Partner, Request
 from sinks.http.plan import Encoded, plan_requests
 from sinks.http.retry import Verdict, classify, retry_after_seconds, status_class
 from sinks.http.transport import Answer, Transport
 from sinks.retry import Backoff
-from transforms.batch import Batch, events_of
+from core.records import Batch, events_of
 
 DEAD = "dead"
 PARKED = "parked"

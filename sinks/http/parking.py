@@ -20,12 +20,12 @@ from apache_beam.coders import FastPrimitivesCoder, FloatCoder, VarIntCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 
-from pipeline.config import HttpConnectorBase
-from pipeline.metrics import counter
-from sinks.deadletter import CREDENTIALS_EXPIRED, DRAINED, EXPIRED, PARKING_FULL, connector_letter
+from sinks.http.partners.base import HttpConnectorBase
+from core.metrics import counter
+from core.deadletters import CREDENTIALS_EXPIRED, DRAINED, EXPIRED, PARKING_FULL, connector_letter
 from sinks.http.deliver import CREDENTIALS, Deliverer, ParkedBatch, PartnerDoFn
 from sinks.http.retry import Verdict, classify
-from transforms.batch import DRAIN_AT
+from core.records import DRAIN_AT
 
 HOUR = 3600.0
 

@@ -9,7 +9,7 @@ launch time) never overwrites an earlier run's files.
 """
 from __future__ import annotations
 
-from pipeline.config import StorageConnector
+from sinks.storage.connector import StorageConnector
 
 OFFSET_SPAN = 1_000_000
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Optional, P
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # only for annotations; the client libraries are imported when a store first needs them
-    from pipeline.config import ConnectorBase
+    from core.config import ConnectorBase
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from pipeline.config import StorageConnector
-from pipeline.metrics import counter, distribution
-from pipeline.secrets import SecretError, SecretResolver
-from sinks.deadletter import SCHEMA_MISMATCH, UNROUTABLE, WRITE_FAILED, connector_letter
+from sinks.storage.connector import StorageConnector
+from core.metrics import counter, distribution
+from core.secrets import SecretError, SecretResolver
+from core.deadletters import SCHEMA_MISMATCH, UNROUTABLE, WRITE_FAILED, connector_letter
 from sinks.retry import Backoff, call_with_retries
 from sinks.storage.avro import EncodeEvents
 from sinks.storage.formats import file_format
@@ -28,7 +28,7 @@ from sinks.storage.layout import object_key, offset
 from sinks.storage.projection import Projector, projector_for
 from sinks.storage.schemas import generic_schema, load_schema, schema_id
 from sinks.storage.stores import ObjectStore, StoreError, open_store
-from transforms.batch import Batch, events_of
+from core.records import Batch, events_of
 
 DEAD = "dead"
 _LOG = logging.getLogger(__name__)

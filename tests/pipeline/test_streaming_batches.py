@@ -20,7 +20,7 @@ from apache_beam.transforms.window import TimestampedValue
 from pipeline.config import parse_config
 from pipeline.graph import JobSpec, build
 from pipeline.sources import FileSource
-from transforms.batch import DRAIN_AT
+from core.records import DRAIN_AT
 
 HOUR = 3600
 T0 = 1_790_000_000 // HOUR * HOUR  # the start of an hour

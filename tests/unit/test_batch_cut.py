@@ -5,8 +5,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import BatchLimits
-from transforms.batch import Batch, CutGroups, cut, events_of
+from core.config import BatchLimits
+from core.records import Batch, events_of
+from transforms.batch import CutGroups, cut
 
 
 def items(*sizes: int) -> list[tuple[str, int]]:

@@ -6,7 +6,7 @@ import base64
 import orjson
 import pytest
 
-from sinks.deadletter import INVALID, OVERSIZE, REJECTED, dead_letter
+from core.deadletters import INVALID, OVERSIZE, REJECTED, dead_letter
 
 FIELDS = {"reason", "connector", "event_type", "event_id", "error", "size", "payload", "at"}
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import parse_config
-from pipeline.lanes import plan_flows, plan_lanes
+from core.lanes import plan_flows, plan_lanes
 
 
 def connectors(*specs: dict[str, Any]):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.secrets import SecretError, SecretResolver
+from core.secrets import SecretError, SecretResolver
 
 GCP_NAME = "projects/p/secrets/s"
 
@@ -121,14 +121,14 @@ def test_malformed_gcp_reference_is_a_secret_error_without_calling_gcp(ref: str)
 
 
 def test_a_misspelt_secret_reference_kind_is_an_error_not_a_literal() -> None:
-    from pipeline.secrets import SecretError, SecretResolver
+    from core.secrets import SecretError, SecretResolver
 
     with pytest.raises(SecretError, match="unknown secret reference kind"):
         SecretResolver(environ={})("secrets:gcp:projects/p/secrets/s")
 
 
 def test_secret_manager_values_are_shared_by_the_resolvers_of_a_worker_for_the_ttl() -> None:
-    from pipeline.secrets import SecretResolver, WorkerCache
+    from core.secrets import SecretResolver, WorkerCache
 
     now = [0.0]
     calls: list[str] = []

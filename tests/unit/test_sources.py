@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from pipeline.sources import DeadLetterSource, FileSource, GenerateSource, parse_source, replay_record
-from sinks.deadletter import dead_letter
+from core.deadletters import dead_letter
 from transforms.parse import ATTR_CONNECTOR
 
 # --- accepted forms ---------------------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ from functools import cached_property
 from typing import Any, Callable, ClassVar, Optional
 
 import orjson
+from pydantic import Field, model_validator
+
+from core.config import BatchLimits, ConnectorBase
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,49 @@ class Partner:
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
+
+
+class HttpConnectorBase(ConnectorBase):
+    """What every analytics partner has: batching, timeouts, retries, parking (the credential grace window)."""
+
+    endpoint: Optional[str] = Field(default=None, pattern=r"^https?://",
+                                    description="the partner's URL; overrides the default (and region) of a partner")
+    flush_seconds: float = Field(default=5, gt=0, le=3600)
+    max_events_per_request: Optional[int] = Field(default=None, ge=1, description="at most the partner's limit")
+    max_requests_per_second: Optional[float] = Field(default=None, gt=0, description="per worker")
+    max_concurrent_requests: int = Field(default=4, ge=1, le=64, description="requests in flight per batch")
+    connect_timeout_seconds: float = Field(default=5, gt=0, le=120)
+    read_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    retry_attempts: int = Field(default=4, ge=1, le=20, description="attempts inside a bundle before parking")
+    backoff_base_seconds: float = Field(default=0.5, ge=0, le=60)
+    backoff_cap_seconds: float = Field(default=10, ge=0, le=600)
+    probe_interval_seconds: float = Field(default=180, gt=0, le=24 * 3600)
+    retry_window_hours: float = Field(default=24, gt=0, le=24 * 30)
+    credential_grace_hours: float = Field(default=48, gt=0, le=24 * 30)
+    max_parked_events: int = Field(default=100_000, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _within_partner_limits(self) -> "HttpConnectorBase":
+        from sinks.http.partners import partner_for
+
+        partner = partner_for(self)
+        if self.max_events_per_request and self.max_events_per_request > partner.limits.max_events:
+            raise ValueError(f"max_events_per_request: {self.type} takes at most {partner.limits.max_events} events "
+                             f"a request")
+        return self
+
+    def batch_limits(self) -> BatchLimits:
+        """A batch holds up to `max_concurrent_requests` requests' worth, which the deliverer cuts into requests
+        within the partner's limits and sends side by side."""
+        from sinks.http.partners import partner_for
+
+        limits = partner_for(self).limits
+        per_request = self.max_events_per_request or limits.max_events
+        return BatchLimits(max_count=per_request * self.max_concurrent_requests,
+                           max_bytes=limits.max_request_bytes * self.max_concurrent_requests,
+                           flush_seconds=self.flush_seconds)
+
+    def destination(self) -> str:
+        from sinks.http.partners import partner_for
+
+        return partner_for(self).url

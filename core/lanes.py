@@ -17,9 +17,9 @@ each lane cuts its own batches from the groups. (Streaming lanes keep their own 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Hashable, Sequence
 
-from pipeline.config import ConnectorBase, StorageConnector
+from core.config import ConnectorBase
 
 
 @dataclass(frozen=True)
@@ -39,21 +39,12 @@ class Lane:
         return len(self.members) > 1
 
 
-def _sharing_key(connector: Any) -> Hashable:
-    """What makes a connector's files what they are; None for a connector that never shares."""
-    if not isinstance(connector, StorageConnector) or not connector.share_lane:
-        return None
-    limits = connector.batch_limits()
-    return (connector.format, connector.codec, tuple(sorted(connector.field_transforms.items())),
-            limits.max_count, limits.max_bytes, limits.flush_seconds, connector.shards)
-
-
 def plan_lanes(connectors: Sequence[ConnectorBase]) -> list[Lane]:
     """Connectors grouped into lanes, in config order (a lane sits where its first member is)."""
     groups: dict[Hashable, list[ConnectorBase]] = {}
     lanes: list[list[ConnectorBase]] = []
     for connector in connectors:
-        key = _sharing_key(connector)
+        key = connector.sharing_key()
         if key is not None and key in groups:
             groups[key].append(connector)
             continue
@@ -85,6 +76,6 @@ def plan_flows(lanes: Sequence[Lane], streaming: bool) -> list[Flow]:
         return [Flow((lane,)) for lane in lanes]
     groups: dict[Hashable, list[Lane]] = {}
     for lane in lanes:
-        key = (tuple(sorted(lane.lead.field_transforms.items())), getattr(lane.lead, "shards", 1))
+        key = (tuple(sorted(lane.lead.field_transforms.items())), lane.lead.shard_count())
         groups.setdefault(key, []).append(lane)
     return [Flow(tuple(group)) for group in groups.values()]

@@ -1,0 +1,53 @@
+"""What every storage connector has: where files go in the bucket (prefix, cluster, zone), their format and codec,
+when a file is cut, and how many writers share an event type's hour. Each store's own model (its file under
+`sinks/storage/stores/`) adds where the bucket is and how to reach it."""
+from __future__ import annotations
+
+from typing import Hashable, Literal, Optional
+
+from pydantic import Field, field_validator
+
+from core.config import KIB, MIB, BatchLimits, ConnectorBase
+
+
+class StorageConnector(ConnectorBase):
+    prefix: str = "currents"
+    format: Literal["avro", "parquet", "jsonl"] = "avro"
+    codec: Literal["null", "deflate", "snappy", "zstandard"] = "null"
+    cluster: str = Field(default="beam-01", pattern=r"^[A-Za-z0-9_-]+$")
+    zone: str = Field(default="us-01", pattern=r"^[A-Za-z0-9_-]+$")
+    flush_seconds: float = Field(default=300, gt=0, le=24 * 3600)
+    max_events_per_file: int = Field(default=15000, ge=1, le=100_000)
+    max_bytes_per_file: int = Field(default=128 * MIB, ge=64 * KIB, le=4096 * MIB)
+    shards: int = Field(default=1, ge=1, le=256, description="parallel writers per event type and hour")
+    share_lane: bool = Field(default=True, description="share one lane (one encoding) with connectors that would "
+                                                       "write the same files; false: a lane of its own, so a slow "
+                                                       "or failing store never delays another")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if any(part in ("", ".", "..") for part in value.split("/")) and value:
+            raise ValueError(f"bad prefix {value!r}: no empty, '.' or '..' path segments")
+        return value
+
+    @property
+    def connection_type(self) -> str:
+        """The `<connection-type-identifier>` segment of object keys."""
+        return "S3"
+
+    def shard_count(self) -> int:
+        return self.shards
+
+    def batch_limits(self) -> BatchLimits:
+        return BatchLimits(max_count=self.max_events_per_file, max_bytes=self.max_bytes_per_file,
+                           flush_seconds=self.flush_seconds)
+
+    def sharing_key(self) -> Optional[Hashable]:
+        """Connectors whose files would be byte for byte the same share a lane (`core.lanes`)."""
+        if not self.share_lane:
+            return None
+        limits = self.batch_limits()
+        return (self.format, self.codec, tuple(sorted(self.field_transforms.items())),
+                limits.max_count, limits.max_bytes, limits.flush_seconds, self.shards)
