@@ -9,16 +9,18 @@ Secrets never leave the config as plain values: fields typed `Secret` keep their
 """
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import re
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Optional, Union, get_args
+from typing import Annotated, Any, Optional, Sequence, Union, get_args
 
 import orjson
 import yaml
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from core.config import ConfigError, ConnectorBase, Model, Secret, is_secret, nested_models
+from core.config import ConfigError, ConnectorBase, Model, is_secret, nested_models
 from sinks.http.partners.base import HttpConnectorBase
 from sinks.storage.connector import StorageConnector
 
@@ -28,156 +30,41 @@ __all__ = ["ConfigError", "ConnectorBase", "Connector", "CurrentsConfig", "HttpC
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class FilesystemConnector(StorageConnector):
-    type: Literal["filesystem"]
-    path: str = Field(min_length=1, description="a local folder; object stores have their own connector types")
-
-    @field_validator("path")
-    @classmethod
-    def _local(cls, value: str) -> str:
-        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) and not value.startswith("file://"):
-            raise ValueError(f"{value!r} is not a local folder; use an s3, gcs or azure_blob connector")
-        return value
-
-    @property
-    def connection_type(self) -> str:
-        return "S3"  # local copies use the S3 layout, so tools written for the bucket work on them
-
-    def destination(self) -> str:
-        return os.path.join(self.path, self.prefix)
+# Where connector types live: each module of these packages that defines a connector model is one type.
+CONNECTOR_PACKAGES = ("sinks.storage.stores", "sinks.http.partners")
 
 
-class S3Credentials(Model):
-    access_key_id: Secret
-    secret_access_key: Secret
-    session_token: Optional[Secret] = None
+def _connector_type(model: type) -> Optional[str]:
+    """The `type` literal of a concrete connector model, or None for a base or helper class."""
+    if not (isinstance(model, type) and issubclass(model, ConnectorBase)):
+        return None
+    info = model.model_fields.get("type")
+    args = get_args(info.annotation) if info is not None else ()
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
 
 
-class S3Connector(StorageConnector):
-    type: Literal["s3"]
-    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    region: Optional[str] = None
-    endpoint_url: Optional[str] = Field(default=None, pattern=r"^https?://")
-    credentials: Optional[S3Credentials] = Field(default=None, description="omitted = boto3's default chain")
-    sse: Optional[Literal["AES256", "aws:kms"]] = None
-    sse_kms_key_id: Optional[str] = None
-
-    @model_validator(mode="after")
-    def _kms(self) -> "S3Connector":
-        if self.sse_kms_key_id and self.sse != "aws:kms":
-            raise ValueError("sse_kms_key_id needs sse: aws:kms")
-        return self
-
-    def destination(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
-
-class GCSCredentials(Model):
-    service_account_json: Secret = Field(description="the key file's JSON text (usually a secret:gcp: reference)")
+def discover_connector_models(packages: Sequence[str] = CONNECTOR_PACKAGES) -> tuple[type[ConnectorBase], ...]:
+    """Every connector model the store and partner modules declare, stores first, each package in module order;
+    a model is found in the module that defines it (so a subclass re-exported elsewhere is not counted twice)."""
+    found: dict[str, type[ConnectorBase]] = {}
+    for package_name in packages:
+        package = importlib.import_module(package_name)
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            module = importlib.import_module(f"{package_name}.{info.name}")
+            for value in vars(module).values():
+                kind = _connector_type(value)
+                if kind is None or value.__module__ != module.__name__:
+                    continue
+                if kind in found and found[kind] is not value:
+                    raise TypeError(f"connector type {kind!r} is declared twice: {found[kind].__module__} and "
+                                    f"{value.__module__}")
+                found[kind] = value
+    return tuple(found.values())
 
 
-class GCSConnector(StorageConnector):
-    type: Literal["gcs"]
-    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
-    project: Optional[str] = None
-    endpoint: Optional[str] = Field(default=None, pattern=r"^https?://",
-                                    description="API endpoint override (an emulator); STORAGE_EMULATOR_HOST works too")
-    credentials: Optional[GCSCredentials] = Field(default=None, description="omitted = application default")
-
-    @property
-    def connection_type(self) -> str:
-        return "GCS"
-
-    def destination(self) -> str:
-        return f"gs://{self.bucket}/{self.prefix}"
-
-
-class AzureBlobConnector(StorageConnector):
-    type: Literal["azure_blob"]
-    container: str = Field(pattern=r"^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){1,62}$")
-    connection_string: Optional[Secret] = None
-    account_url: Optional[str] = Field(default=None, pattern=r"^https?://")
-    account_name: Optional[str] = None
-    account_key: Optional[Secret] = None
-    sas_token: Optional[Secret] = None
-
-    @model_validator(mode="after")
-    def _auth(self) -> "AzureBlobConnector":
-        if self.connection_string:
-            return self
-        if not (self.account_url or self.account_name):
-            raise ValueError("set connection_string, or account_name (or account_url) with account_key or sas_token")
-        if not (self.account_key or self.sas_token):
-            raise ValueError("account_name/account_url needs account_key or sas_token")
-        return self
-
-    @property
-    def connection_type(self) -> str:
-        return "AzureBlob"
-
-    def destination(self) -> str:
-        return f"azfs://{self.account_name or self.account_url or 'connection-string'}/{self.container}/{self.prefix}"
-
-
-class HttpConnector(HttpConnectorBase):
-    """Any endpoint that speaks the Currents custom-export format."""
-
-    type: Literal["http"]
-    endpoint: str = Field(pattern=r"^https?://")
-    token: Optional[Secret] = Field(default=None, description="sent as `Authorization: Bearer <token>`")
-
-
-class HeapConnector(HttpConnectorBase):
-    """Heap's Currents webhook: the custom-export format to the URL Heap gives you."""
-
-    type: Literal["heap"]
-    endpoint: str = Field(pattern=r"^https?://")
-    token: Optional[Secret] = None
-
-
-class AmplitudeConnector(HttpConnectorBase):
-    type: Literal["amplitude"]
-    api_key: Secret
-    region: Literal["us", "eu"] = "us"
-
-
-class MixpanelConnector(HttpConnectorBase):
-    type: Literal["mixpanel"]
-    project_token: Secret
-    api_secret: Optional[Secret] = Field(default=None, description="legacy auth: the API secret as basic-auth user")
-    service_account_username: Optional[str] = None
-    service_account_secret: Optional[Secret] = None
-    project_id: Optional[str] = Field(default=None, pattern=r"^[0-9]+$")
-    region: Literal["us", "eu", "in"] = "us"
-
-    @model_validator(mode="after")
-    def _service_account(self) -> "MixpanelConnector":
-        if bool(self.service_account_username) != bool(self.service_account_secret):
-            raise ValueError("service_account_username and service_account_secret go together")
-        if self.service_account_username and not self.project_id:
-            raise ValueError("a service account needs project_id")
-        return self
-
-
-class SegmentConnector(HttpConnectorBase):
-    type: Literal["segment"]
-    write_key: Secret
-    region: Literal["us", "eu"] = "us"
-
-
-class MParticleConnector(HttpConnectorBase):
-    type: Literal["mparticle"]
-    api_key: Secret
-    api_secret: Secret
-    pod: Optional[Literal["us1", "us2", "eu1", "au1"]] = None
-    environment: Literal["production", "development"] = "production"
-
-
-Connector = Annotated[
-    Union[FilesystemConnector, S3Connector, GCSConnector, AzureBlobConnector, HttpConnector, HeapConnector,
-          AmplitudeConnector, MixpanelConnector, SegmentConnector, MParticleConnector],
-    Field(discriminator="type"),
-]
+CONNECTOR_MODELS = discover_connector_models()
+CONNECTOR_TYPES = tuple(_connector_type(m) for m in CONNECTOR_MODELS)
+Connector = Annotated[Union[CONNECTOR_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
 
 
 class CurrentsConfig(Model):
@@ -191,8 +78,6 @@ class CurrentsConfig(Model):
 
 
 _ADAPTER = TypeAdapter(CurrentsConfig)
-CONNECTOR_TYPES = ("filesystem", "s3", "gcs", "azure_blob", "http", "heap", "amplitude", "mixpanel", "segment",
-                   "mparticle")
 
 
 def _read_text(source: str) -> str:
@@ -232,7 +117,8 @@ def _explain(exc: ValidationError, raw: Any) -> str:
         loc = list(err["loc"])
         if len(loc) >= 2 and loc[0] == "connectors" and isinstance(loc[1], int):
             where = _connector_name(raw, loc[1])
-            path = [str(p) for p in loc[3:]] if len(loc) > 2 and loc[2] in CONNECTOR_TYPES else [str(p) for p in loc[2:]]
+            tagged = len(loc) > 2 and loc[2] in CONNECTOR_TYPES  # pydantic puts the union tag in the location
+            path = [str(p) for p in loc[3 if tagged else 2:]]
             if err["type"] == "union_tag_invalid":
                 msg = f"unknown type {err['input'].get('type')!r}; expected one of {', '.join(CONNECTOR_TYPES)}"
             elif err["type"] == "union_tag_not_found":
@@ -252,7 +138,7 @@ def _explain(exc: ValidationError, raw: Any) -> str:
 def secret_field_names() -> frozenset[str]:
     """Names of every secret field of every connector type (and their nested credential models)."""
     names: set[str] = set()
-    todo: list[type[BaseModel]] = list(get_args(get_args(Connector)[0]))
+    todo: list[type[BaseModel]] = list(CONNECTOR_MODELS)
     while todo:
         model = todo.pop()
         for name, info in model.model_fields.items():

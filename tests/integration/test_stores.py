@@ -16,9 +16,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from pipeline.config import AzureBlobConnector, FilesystemConnector, GCSConnector, S3Connector
-from sinks.storage.stores import (AzureBlobStore, FilesystemStore, GCSStore, ObjectStore, S3Store, StoreError,
-                                  open_store)
+from sinks.storage.stores import (AzureBlobConnector, AzureBlobStore, FilesystemConnector, FilesystemStore,
+                                  GCSConnector, GCSStore, ObjectStore, S3Connector, S3Store, StoreError, open_store)
 from tests.emulators import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 
 KINDS = ["filesystem", "s3", "gcs", "azure"]

@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.config import (AzureBlobConnector, ConfigError, FilesystemConnector, GCSConnector, S3Connector,
-                             dumps_public, load_config, parse_config)
+from pipeline.config import ConfigError, dumps_public, load_config, parse_config
+from sinks.storage.stores import AzureBlobConnector, FilesystemConnector, GCSConnector, S3Connector
 
 
 def s3(**fields: Any) -> dict[str, Any]:

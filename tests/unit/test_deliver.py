@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, Sequence
 import orjson
 import pytest
 
-from pipeline.config import HttpConnector
+from sinks.http.partners.http import HttpConnector
 from sinks.http.deliver import CREDENTIALS, RETRYABLE, Answer, Deliverer
 from sinks.http.partners.base import Envelope, Limits, Partner, Request
 from sinks.http.retry import retry_after_seconds

@@ -13,7 +13,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from examples.receiver import Receiver
-from pipeline.config import HttpConnector
+from sinks.http.partners.http import HttpConnector
 from sinks.http.deliver import DEAD, IN_FLIGHT, PARKED, DeliverBatches
 from transforms.batch import Batch
 

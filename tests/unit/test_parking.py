@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.config import HttpConnector
+from sinks.http.partners.http import HttpConnector
 from sinks.http.deliver import CREDENTIALS, RETRYABLE, Answer, Deliverer
 from sinks.http.parking import admit, expire, resolve
 from tests.unit.test_deliver import Partner_, Plain

@@ -11,17 +11,15 @@ from typing import Any, Optional
 import orjson
 import pytest
 
-from pipeline.config import (AmplitudeConnector, HeapConnector, HttpConnector, MixpanelConnector,
-                             MParticleConnector, SegmentConnector)
 from sinks.http.partners import partner_for
-from sinks.http.partners.amplitude import Amplitude
+from sinks.http.partners.amplitude import Amplitude, AmplitudeConnector
 from sinks.http.partners.base import Partner
-from sinks.http.partners.heap import Heap
-from sinks.http.partners.http import CurrentsHttp
-from sinks.http.partners.mixpanel import Mixpanel, insert_id
-from sinks.http.partners.mparticle import MParticle
+from sinks.http.partners.heap import Heap, HeapConnector
+from sinks.http.partners.http import CurrentsHttp, HttpConnector
+from sinks.http.partners.mixpanel import Mixpanel, MixpanelConnector, insert_id
+from sinks.http.partners.mparticle import MParticle, MParticleConnector
 from sinks.http.partners.names import display_name, parse_properties, prefixed, segment_name
-from sinks.http.partners.segment import Segment
+from sinks.http.partners.segment import Segment, SegmentConnector
 from sinks.storage.schemas import known_event_types
 from tests.partner_standins import StandIn
 from transforms.generate import generate_event

@@ -1,21 +1,12 @@
-"""One module per partner; `partner_for` picks the module for a connector's `type`."""
+"""One module per partner. A partner module declares its `Partner` (endpoint, auth, limits, encoding) and its
+connector model (a `HttpConnectorBase` with `type: Literal[...]` and `partner_class`); `pipeline.config` finds the
+models in this package, so adding a partner touches one new file."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
-from sinks.http.partners.base import Partner
-
-
-def partner_types() -> dict[str, type[Partner]]:
-    from sinks.http.partners.amplitude import Amplitude
-    from sinks.http.partners.heap import Heap
-    from sinks.http.partners.http import CurrentsHttp
-    from sinks.http.partners.mixpanel import Mixpanel
-    from sinks.http.partners.mparticle import MParticle
-    from sinks.http.partners.segment import Segment
-
-    return {p.type: p for p in (CurrentsHttp, Heap, Amplitude, Mixpanel, Segment, MParticle)}
+from sinks.http.partners.base import HttpConnectorBase, Partner
 
 
-def partner_for(connector: Any, resolve: Callable[[str], str] = lambda ref: ref) -> Partner:
-    return partner_types()[connector.type](connector, resolve)
+def partner_for(connector: HttpConnectorBase, resolve: Callable[[str], str] = lambda ref: ref) -> Partner:
+    return connector.partner(resolve)

@@ -6,11 +6,19 @@ one of the two). Time is in milliseconds; the Braze id is the 7-day dedupe `inse
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
-from sinks.http.partners.base import Envelope, Limits, Partner, dumps
-from sinks.http.partners.names import PURCHASE, epoch_ms, event_name, parse_properties, prefixed, property_prefix, \
-    usable_id
+from core.config import Secret
+from sinks.http.partners.base import Envelope, HttpConnectorBase, Limits, Partner, dumps
+from sinks.http.partners.names import (
+    PURCHASE,
+    epoch_ms,
+    event_name,
+    parse_properties,
+    prefixed,
+    property_prefix,
+    usable_id,
+)
 
 _URLS = {"us": "https://api2.amplitude.com/2/httpapi", "eu": "https://api.eu.amplitude.com/2/httpapi"}
 _TOP_LEVEL = ("event_type", "id", "time", "time_ms", "external_user_id", "device_id", "platform", "os_version",
@@ -89,3 +97,10 @@ class Amplitude(Partner):
                 if value is not None:
                     out[target] = value
         return dumps(out)
+
+
+class AmplitudeConnector(HttpConnectorBase):
+    type: Literal["amplitude"]
+    partner_class: ClassVar[type[Partner]] = Amplitude
+    api_key: Secret
+    region: Literal["us", "eu"] = "us"

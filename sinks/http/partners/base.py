@@ -6,6 +6,7 @@ every request exactly, after encoding, before it is sent.
 """
 from __future__ import annotations
 
+from base64 import b64encode
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, ClassVar, Optional
@@ -51,6 +52,8 @@ class Partner:
     type: ClassVar[str]
     limits: ClassVar[Limits]
     content_type: ClassVar[str] = "application/json"
+    ENVELOPE: ClassVar[Optional[Envelope]] = None  # a fixed envelope; a partner whose envelope holds a secret
+    # (Amplitude's api_key) builds it in `envelope`
 
     def __init__(self, connector: Any, resolve: Callable[[str], str] = lambda ref: ref) -> None:
         self.connector = connector
@@ -81,7 +84,9 @@ class Partner:
         return {"Content-Type": self.content_type, **self._headers}
 
     def envelope(self) -> Envelope:
-        raise NotImplementedError
+        if self.ENVELOPE is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no ENVELOPE and builds none")
+        return self.ENVELOPE
 
     def encode_event(self, event: dict[str, Any]) -> Optional[bytes]:
         """The partner's JSON for one event, or None when the partner cannot take it (skipped and counted)."""
@@ -102,8 +107,18 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The `Authorization: Basic` header of `user:password`."""
+    return {"Authorization": "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")}
+
+
 class HttpConnectorBase(ConnectorBase):
-    """What every analytics partner has: batching, timeouts, retries, parking (the credential grace window)."""
+    """What every analytics partner has: batching, timeouts, retries, parking (the credential grace window).
+
+    A partner's model (in its module) adds `type: Literal["<type>"]`, its credentials and options, and names its
+    `partner_class`, the `Partner` that encodes for it."""
+
+    partner_class: ClassVar[type[Partner]]
 
     endpoint: Optional[str] = Field(default=None, pattern=r"^https?://",
                                     description="the partner's URL; overrides the default (and region) of a partner")
@@ -123,26 +138,25 @@ class HttpConnectorBase(ConnectorBase):
 
     @model_validator(mode="after")
     def _within_partner_limits(self) -> "HttpConnectorBase":
-        from sinks.http.partners import partner_for
-
-        partner = partner_for(self)
-        if self.max_events_per_request and self.max_events_per_request > partner.limits.max_events:
-            raise ValueError(f"max_events_per_request: {self.type} takes at most {partner.limits.max_events} events "
-                             f"a request")
+        limits = self.partner_class.limits
+        if self.max_events_per_request and self.max_events_per_request > limits.max_events:
+            raise ValueError(f"max_events_per_request: {self.partner_class.type} takes at most {limits.max_events} "
+                             "events a request")
         return self
 
     def batch_limits(self) -> BatchLimits:
         """A batch holds up to `max_concurrent_requests` requests' worth, which the deliverer cuts into requests
         within the partner's limits and sends side by side."""
-        from sinks.http.partners import partner_for
-
-        limits = partner_for(self).limits
+        limits = self.partner_class.limits
         per_request = self.max_events_per_request or limits.max_events
         return BatchLimits(max_count=per_request * self.max_concurrent_requests,
                            max_bytes=limits.max_request_bytes * self.max_concurrent_requests,
                            flush_seconds=self.flush_seconds)
 
-    def destination(self) -> str:
-        from sinks.http.partners import partner_for
+    def partner(self, resolve: Callable[[str], str] = lambda ref: ref) -> Partner:
+        """The partner for this connector; on a worker, `resolve` reads the secrets (at launch: the URL and limits
+        only)."""
+        return self.partner_class(self, resolve)
 
-        return partner_for(self).url
+    def destination(self) -> str:
+        return self.partner().url

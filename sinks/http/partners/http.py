@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
-from sinks.http.partners.base import Envelope, Limits, Partner, Request, dumps
+from pydantic import Field
+
+from core.config import Secret
+from sinks.http.partners.base import Envelope, HttpConnectorBase, Limits, Partner, Request, dumps
 from sinks.http.partners.names import CUSTOM_EVENT, PURCHASE, parse_properties
 
 MIB = 1024 * 1024
@@ -70,7 +73,7 @@ class CurrentsHttp(Partner):
 
     type: ClassVar[str] = "http"
     limits: ClassVar[Limits] = Limits(max_events=100, max_request_bytes=10 * MIB, max_event_bytes=1 * MIB)
-    _ENVELOPE: ClassVar[Envelope] = Envelope(b'{"events":[', b"]}")
+    ENVELOPE: ClassVar[Optional[Envelope]] = Envelope(b'{"events":[', b"]}")
 
     @property
     def url(self) -> str:
@@ -84,13 +87,18 @@ class CurrentsHttp(Partner):
             headers["Authorization"] = f"Bearer {token}"  # sent as given: the reference never encodes it
         return headers
 
-
-    def envelope(self) -> Envelope:
-        return self._ENVELOPE
-
     def encode_event(self, event: dict[str, Any]) -> Optional[bytes]:
         return encode_currents(event)
 
     def probe(self) -> Optional[Request]:
         """An empty `{"events":[]}` batch: receivers must treat it as a no-op but still check Authorization."""
         return self.request([])
+
+
+class HttpConnector(HttpConnectorBase):
+    """Any endpoint that speaks the Currents custom-export format."""
+
+    type: Literal["http"]
+    partner_class: ClassVar[type[Partner]] = CurrentsHttp
+    endpoint: str = Field(pattern=r"^https?://")
+    token: Optional[Secret] = Field(default=None, description="sent as `Authorization: Bearer <token>`")

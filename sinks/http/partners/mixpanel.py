@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from base64 import b64encode
 from functools import cached_property
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sinks.http.partners.base import Envelope, Limits, Partner, dumps
+from pydantic import Field, model_validator
+
+from core.config import Secret
+from sinks.http.partners.base import Envelope, HttpConnectorBase, Limits, Partner, basic_auth, dumps
 from sinks.http.partners.names import event_name, kept_apart, parse_properties, prefixed, property_prefix, usable_id
 
 MIB = 1024 * 1024
@@ -38,7 +40,7 @@ class Mixpanel(Partner):
     type: ClassVar[str] = "mixpanel"
     # 2 MiB: the older, stricter documented request size (the newer docs allow 10 MB); an event must be < 1 MB.
     limits: ClassVar[Limits] = Limits(max_events=2000, max_request_bytes=2 * MIB, max_event_bytes=999_999)
-    _ENVELOPE: ClassVar[Envelope] = Envelope(b"[", b"]")
+    ENVELOPE: ClassVar[Optional[Envelope]] = Envelope(b"[", b"]")
 
     @cached_property
     def _url(self) -> str:
@@ -68,11 +70,7 @@ class Mixpanel(Partner):
             user, password = c.service_account_username, self.secret(c.service_account_secret) or ""
         else:
             user, password = self.secret(c.api_secret) or self.secret(c.project_token) or "", ""
-        return {"Authorization": "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")}
-
-
-    def envelope(self) -> Envelope:
-        return self._ENVELOPE
+        return basic_auth(user, password)
 
     @cached_property
     def _token(self) -> Optional[str]:
@@ -100,3 +98,22 @@ class Mixpanel(Partner):
         if prefix is not None:
             properties.update(prefixed(parse_properties(event.get("properties")), prefix))
         return dumps({"event": event_name(event), "properties": properties})
+
+
+class MixpanelConnector(HttpConnectorBase):
+    type: Literal["mixpanel"]
+    partner_class: ClassVar[type[Partner]] = Mixpanel
+    project_token: Secret
+    api_secret: Optional[Secret] = Field(default=None, description="legacy auth: the API secret as basic-auth user")
+    service_account_username: Optional[str] = None
+    service_account_secret: Optional[Secret] = None
+    project_id: Optional[str] = Field(default=None, pattern=r"^[0-9]+$")
+    region: Literal["us", "eu", "in"] = "us"
+
+    @model_validator(mode="after")
+    def _service_account(self) -> "MixpanelConnector":
+        if bool(self.service_account_username) != bool(self.service_account_secret):
+            raise ValueError("service_account_username and service_account_secret go together")
+        if self.service_account_username and not self.project_id:
+            raise ValueError("a service account needs project_id")
+        return self

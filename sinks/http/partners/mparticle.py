@@ -7,12 +7,20 @@ downstream dedupe.
 """
 from __future__ import annotations
 
-from base64 import b64encode
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
-from sinks.http.partners.base import Envelope, Limits, Partner, dumps
-from sinks.http.partners.names import UNINSTALL, epoch_ms, event_name, kept_apart, parse_properties, prefixed, \
-    property_prefix, usable_id
+from core.config import Secret
+from sinks.http.partners.base import Envelope, HttpConnectorBase, Limits, Partner, basic_auth, dumps
+from sinks.http.partners.names import (
+    UNINSTALL,
+    epoch_ms,
+    event_name,
+    kept_apart,
+    parse_properties,
+    prefixed,
+    property_prefix,
+    usable_id,
+)
 
 KIB = 1024
 
@@ -38,7 +46,7 @@ def _text(value: Any) -> str:
 class MParticle(Partner):
     type: ClassVar[str] = "mparticle"
     limits: ClassVar[Limits] = Limits(max_events=100, max_request_bytes=256 * KIB, max_event_bytes=128 * KIB)
-    _ENVELOPE: ClassVar[Envelope] = Envelope(b"[", b"]")
+    ENVELOPE: ClassVar[Optional[Envelope]] = Envelope(b"[", b"]")
 
     @property
     def url(self) -> str:
@@ -51,11 +59,7 @@ class MParticle(Partner):
     def build_headers(self) -> dict[str, str]:
         key = self.secret(self.connector.api_key) or ""
         secret = self.secret(self.connector.api_secret) or ""
-        return {"Authorization": "Basic " + b64encode(f"{key}:{secret}".encode()).decode("ascii")}
-
-
-    def envelope(self) -> Envelope:
-        return self._ENVELOPE
+        return basic_auth(key, secret)
 
     def encode_event(self, event: dict[str, Any]) -> Optional[bytes]:
         customer_id = usable_id(event.get("external_user_id"))
@@ -90,3 +94,12 @@ class MParticle(Partner):
             data = {"event_name": event_name(event), "custom_event_type": "other", **data}
             batch["events"] = [{"event_type": "custom_event", "data": data}]
         return dumps(batch)
+
+
+class MParticleConnector(HttpConnectorBase):
+    type: Literal["mparticle"]
+    partner_class: ClassVar[type[Partner]] = MParticle
+    api_key: Secret
+    api_secret: Secret
+    pod: Optional[Literal["us1", "us2", "eu1", "au1"]] = None
+    environment: Literal["production", "development"] = "production"

@@ -8,11 +8,11 @@ custom-export format): Segment takes nested objects, and nesting cannot collide 
 from __future__ import annotations
 
 import time
-from base64 import b64encode
 from functools import lru_cache
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
-from sinks.http.partners.base import Envelope, Limits, Partner, dumps
+from core.config import Secret
+from sinks.http.partners.base import Envelope, HttpConnectorBase, Limits, Partner, basic_auth, dumps
 from sinks.http.partners.names import CUSTOM_EVENT, PURCHASE, parse_properties, segment_name, usable_id
 
 KIB = 1024
@@ -50,7 +50,7 @@ class Segment(Partner):
     type: ClassVar[str] = "segment"
     # Segment caps bytes (500 KB a batch, 32 KB an event), not events; 1,000 keeps a batch's retry unit small.
     limits: ClassVar[Limits] = Limits(max_events=1000, max_request_bytes=500 * KIB, max_event_bytes=32 * KIB)
-    _ENVELOPE: ClassVar[Envelope] = Envelope(b'{"batch":[', b"]}")
+    ENVELOPE: ClassVar[Optional[Envelope]] = Envelope(b'{"batch":[', b"]}")
 
     @property
     def url(self) -> str:
@@ -59,11 +59,7 @@ class Segment(Partner):
 
     def build_headers(self) -> dict[str, str]:
         write_key = self.secret(self.connector.write_key) or ""
-        return {"Authorization": "Basic " + b64encode(f"{write_key}:".encode()).decode("ascii")}
-
-
-    def envelope(self) -> Envelope:
-        return self._ENVELOPE
+        return basic_auth(write_key, "")
 
     def encode_event(self, event: dict[str, Any]) -> Optional[bytes]:
         user_id = usable_id(event.get("external_user_id"))
@@ -94,3 +90,10 @@ class Segment(Partner):
         if context:
             out["context"] = context
         return dumps(out)
+
+
+class SegmentConnector(HttpConnectorBase):
+    type: Literal["segment"]
+    partner_class: ClassVar[type[Partner]] = Segment
+    write_key: Secret
+    region: Literal["us", "eu"] = "us"
