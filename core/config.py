@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from functools import cached_property
-from typing import Annotated, Any, Hashable, Literal, Optional, get_args, get_origin
+from typing import Annotated, Any, Hashable, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,6 +30,8 @@ Secret = Annotated[str, _SecretMarker()]
 
 _GLOB_CHARS = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
 CONNECTOR_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_EVENT_TYPE_LENGTH = 200  # an event type is an object-key segment: parse refuses longer ones
+REQUIRED_FIELDS = frozenset({"id", "event_type", "time"})  # every event has them; nothing may rewrite them
 
 
 def check_glob(pattern: str) -> str:
@@ -61,6 +63,14 @@ def nested_models(info: Any) -> list[type[BaseModel]]:
     return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
 
 
+def is_numeric(info: Any) -> bool:
+    """An int or float field (or Optional of one), where pydantic would take `true` as 1."""
+    annotation = info.annotation
+    options = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) is Union else \
+        [annotation]
+    return any(a in (int, float) for a in options)
+
+
 class Model(BaseModel):
     """Every config model: unknown fields are errors, values are frozen once validated."""
 
@@ -83,6 +93,15 @@ class ConnectorBase(Model):
     id: str = Field(pattern=CONNECTOR_ID, description="connector id; also the integration id in object keys")
     events: Optional[list[str]] = Field(default=None, description="glob patterns of event types; omitted = all")
     field_transforms: dict[str, Literal["hash", "remove"]] = Field(default_factory=dict)
+
+    @field_validator("field_transforms")
+    @classmethod
+    def _not_required_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        touched = sorted(REQUIRED_FIELDS & value.keys())
+        if touched:
+            raise ValueError(f"{', '.join(touched)} cannot be transformed: every connector needs an event's "
+                             f"{', '.join(sorted(REQUIRED_FIELDS))} as they are (routing, file names, dedupe)")
+        return value
 
     @field_validator("events")
     @classmethod

@@ -2,7 +2,7 @@
 
 A letter is `{reason, connector, event_type, event_id, error, size, payload, at}`; `payload` is the record as it was
 (UTF-8 text, or base64 with `payload_encoding: base64` when the bytes were not UTF-8), so `--source=deadletter:GLOB`
-can replay it. Writing them is `sinks.deadletter`.
+can replay it; `error` never holds a secret value (`core.secrets.redact`). Writing them is `sinks.deadletter`.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from typing import Any, Optional, Union
 
 import orjson
+
+from core.secrets import redact
 
 # Every reason a record can be dropped for; one counter and one folder each.
 INVALID = "invalid"  # not JSON / not an object / missing or mistyped id, event_type, time / not UTF-8
@@ -43,7 +45,7 @@ def dead_letter(reason: str, error: str, payload: Union[bytes, str, dict], *, co
         data = payload
     letter: dict[str, Any] = {
         "reason": reason, "connector": connector, "event_type": event_type, "event_id": event_id,
-        "error": error, "size": len(data), "payload": None, "at": _iso(time.time() if at is None else at)}
+        "error": redact(error), "size": len(data), "payload": None, "at": _iso(time.time() if at is None else at)}
     try:
         letter["payload"] = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -10,17 +10,19 @@ Secrets never leave the config as plain values: fields typed `Secret` keep their
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pkgutil
 import re
 from functools import lru_cache
-from typing import Annotated, Any, Optional, Sequence, Union, get_args
+from typing import Annotated, Any, NamedTuple, Optional, Sequence, Union, get_args
 
 import orjson
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from core.config import ConfigError, ConnectorBase, Model, is_secret, nested_models
+from core.config import MIB, ConfigError, ConnectorBase, Model, is_numeric, is_secret, nested_models
+from core.secrets import GCP_PREFIX, MASK, env_names, redact, reference_problem
 from sinks.http.partners.base import HttpConnectorBase
 from sinks.storage.connector import StorageConnector
 
@@ -30,6 +32,7 @@ __all__ = ["ConfigError", "ConnectorBase", "Connector", "CurrentsConfig", "HttpC
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+_LOG = logging.getLogger(__name__)
 # Where connector types live: each module of these packages that defines a connector model is one type.
 CONNECTOR_PACKAGES = ("sinks.storage.stores", "sinks.http.partners")
 
@@ -80,22 +83,102 @@ class CurrentsConfig(Model):
 _ADAPTER = TypeAdapter(CurrentsConfig)
 
 
+MAX_CONFIG_BYTES = 4 * MIB  # a connector config is a few KiB; anything near this is not one
+MAX_CONFIG_NODES = 100_000  # values after aliases are expanded: a "billion laughs" document is refused first
+MAX_CONFIG_DEPTH = 32  # nesting of mappings and lists
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that refuses what would silently change a config: a key given twice keeps the last value in plain
+    YAML; here it is an error naming the key and both lines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: explicit keys override merged ones
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                continue  # an unhashable key: the constructor below says what is wrong with it
+            if key in seen:
+                raise ConfigError(f"--connectors: key {key!r} appears twice in one mapping (lines {seen[key] + 1} "
+                                  f"and {key_node.start_mark.line + 1}): remove one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Count the values the document stands for with aliases expanded, and its depth, before building anything:
+    aliases make a small text expand exponentially (each node's expanded size is computed once)."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) → (expanded nodes, depth)
+    on_path: set[int] = set()
+
+    def measure(node: yaml.Node) -> tuple[int, int]:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in on_path:
+            raise ConfigError("--connectors: a YAML alias refers to a value that contains it (a cycle)")
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        on_path.add(id(node))
+        total, depth = 1, 0
+        for child in children:
+            n, d = measure(child)
+            total, depth = total + n, max(depth, d)
+            if total > MAX_CONFIG_NODES:
+                raise ConfigError(f"--connectors: the document expands to more than {MAX_CONFIG_NODES} values "
+                                  "(YAML aliases?); a connector config is far smaller")
+        on_path.discard(id(node))
+        depth += 1 if children else 0
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"--connectors: values nested more than {MAX_CONFIG_DEPTH} deep")
+        sizes[id(node)] = (total, depth)
+        return total, depth
+
+    measure(root)
+
+
 def _read_text(source: str) -> str:
     from apache_beam.io.filesystems import FileSystems
 
     try:
         with FileSystems.open(source) as handle:
-            return handle.read().decode("utf-8")
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except Exception as exc:  # any filesystem's own error: report it as a config error with the path
         raise ConfigError(f"--connectors: cannot read {source!r}: {exc}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"--connectors: {source!r} is larger than {MAX_CONFIG_BYTES // MIB} MiB; "
+                          "a connector config is a few KiB")
+    try:
+        return data.decode("utf-8")  # type: ignore[no-any-return]
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--connectors: {source!r} is not UTF-8 text: {exc}") from None
+
+
+def is_inline(source: str) -> bool:
+    """`--connectors` given as JSON text rather than a path."""
+    return source.lstrip().startswith(("{", "["))
 
 
 def _raw(source: str) -> Any:
-    text = source if source.lstrip().startswith(("{", "[")) else _read_text(source)
+    text = source if is_inline(source) else _read_text(source)
     try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON: one parser for both
+        loader = _Loader(text)  # YAML is a superset of JSON: one parser for both
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                data = None
+            else:
+                _check_size(root)
+                data = loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--connectors: not valid YAML/JSON: {exc}") from exc
+        raise ConfigError(f"--connectors: not valid YAML/JSON: {' '.join(str(exc).split())}") from None
     if isinstance(data, list):
         data = {"connectors": data}
     if not isinstance(data, dict):
@@ -165,6 +248,21 @@ def _substitute_env(value: Any, where: str, field: str, environ: dict[str, str])
     return value
 
 
+_MODEL_OF_TYPE = {kind: model for kind, model in zip(CONNECTOR_TYPES, CONNECTOR_MODELS)}
+
+
+def _refuse_booleans_as_numbers(data: Any) -> None:
+    """pydantic takes `true` for 1 in a number field (`max_events_per_file: true` would cut a file per event)."""
+    connectors = data.get("connectors") if isinstance(data, dict) else None
+    for index, raw in enumerate(connectors if isinstance(connectors, list) else []):
+        model = _MODEL_OF_TYPE.get(raw.get("type")) if isinstance(raw, dict) else None
+        for name, value in (raw.items() if model is not None else ()):
+            info = model.model_fields.get(name) if isinstance(name, str) else None
+            if isinstance(value, bool) and info is not None and is_numeric(info):
+                raise ConfigError(f"invalid connector config:\n  {_connector_name(data, index)}: field {name!r}: "
+                                  f"expected a number, got {str(value).lower()}")
+
+
 def parse_config(data: Any, environ: Optional[dict[str, str]] = None) -> CurrentsConfig:
     """Validate a parsed config document; raises ConfigError with one line per problem."""
     environ = dict(os.environ) if environ is None else environ
@@ -172,6 +270,7 @@ def parse_config(data: Any, environ: Optional[dict[str, str]] = None) -> Current
         data = {**data, "connectors": [
             _substitute_env(c, _connector_name(data, i), "", environ) if isinstance(c, dict) else c
             for i, c in enumerate(data["connectors"])]}
+    _refuse_booleans_as_numbers(data)
     try:
         config = _ADAPTER.validate_python(data)
     except ValidationError as exc:
@@ -182,6 +281,7 @@ def parse_config(data: Any, environ: Optional[dict[str, str]] = None) -> Current
             raise ConfigError(f"connector {c.id!r} (connectors[{index}]): field 'id': duplicate id "
                               f"(also connectors[{seen[c.id]}])")
         seen[c.id] = index
+    _check_secret_refs(config)
     return config
 
 
@@ -189,7 +289,13 @@ def load_config(source: str, environ: Optional[dict[str, str]] = None) -> Curren
     """Load `--connectors`: inline JSON, or a YAML/JSON file on any Beam filesystem."""
     if not source or not source.strip():
         raise ConfigError("--connectors is required: a path to a YAML/JSON file, or inline JSON")
-    return parse_config(_raw(source), environ)
+    config = parse_config(_raw(source), environ)
+    if is_inline(source):
+        for ref in literal_secrets(config):
+            _LOG.warning("connector %s: field %s holds a literal secret in an inline --connectors, which the process "
+                         "list and the pipeline options show: use ${ENV}, a config file, or secret:gcp:",
+                         ref.connector, ref.field)
+    return config
 
 
 def dumps_public(connector: ConnectorBase) -> bytes:
@@ -200,11 +306,47 @@ def dumps_public(connector: ConnectorBase) -> bytes:
         for name, info in type(model).model_fields.items():
             value = getattr(model, name)
             if value is not None and is_secret(info):
-                out[name] = "***"
+                out[name] = MASK
             elif isinstance(value, Model):
                 out[name] = mask(value)
             else:
-                out[name] = value
+                out[name] = redact(value) if isinstance(value, str) else value  # a URL's user:password@
         return out
 
     return orjson.dumps(mask(connector))
+
+
+class SecretRef(NamedTuple):
+    connector: str
+    field: str  # dotted, e.g. credentials.secret_access_key
+    ref: str
+
+
+def secret_refs(config: CurrentsConfig) -> list[SecretRef]:
+    """Every secret field's reference (or literal) in the config, with where it is."""
+    found: list[SecretRef] = []
+
+    def walk(connector_id: str, model: Model, path: str) -> None:
+        for name, info in type(model).model_fields.items():
+            value = getattr(model, name)
+            if isinstance(value, Model):
+                walk(connector_id, value, f"{path}{name}.")
+            elif isinstance(value, str) and is_secret(info):
+                found.append(SecretRef(connector_id, f"{path}{name}", value))
+
+    for connector in config.connectors:
+        walk(connector.id, connector, "")
+    return found
+
+
+def _check_secret_refs(config: CurrentsConfig) -> None:
+    """A malformed reference fails at launch, not on every write of every worker."""
+    for ref in secret_refs(config):
+        problem = reference_problem(ref.ref)
+        if problem is not None:
+            raise ConfigError(f"connector {ref.connector!r}: field {ref.field!r}: {problem}")
+
+
+def literal_secrets(config: CurrentsConfig) -> list[SecretRef]:
+    """Secret fields holding a value rather than a `${ENV}` or `secret:gcp:` reference."""
+    return [ref for ref in secret_refs(config) if not env_names(ref.ref) and not ref.ref.startswith(GCP_PREFIX)]

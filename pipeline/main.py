@@ -5,25 +5,37 @@ any remote runner) the job is submitted and the launcher returns, as a Flex Temp
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import logging
+import os
 import shutil
 import sys
 from dataclasses import replace
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence, TextIO
 
 import apache_beam as beam
 import orjson
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
-from pipeline.config import ConfigError, StorageConnector, dumps_public, load_config
+from core.runs import new_run_token
+from core.secrets import env_names, install_log_redaction, redact
+from pipeline.config import ConfigError, StorageConnector, dumps_public, load_config, secret_refs
 from pipeline.graph import JobSpec, build_pipeline
 from pipeline.metrics import collect, summary_lines
 from pipeline.options import EVENT_TIME_MODES, CurrentsOptions
-from pipeline.sources import (DeadLetterSource, FileSource, GenerateSource, KafkaSource, PubSubSource, SourceSpec,
-                              parse_source)
+from pipeline.sources import (
+    DeadLetterSource,
+    FileSource,
+    GenerateSource,
+    KafkaSource,
+    PubSubSource,
+    SourceSpec,
+    parse_source,
+)
 from sinks.storage.formats import check_codec
+from sinks.storage.schemas import known_event_types
 
 _LOG = logging.getLogger("pipeline")
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"}
@@ -33,11 +45,34 @@ class LaunchError(ValueError):
     """A bad option or config: reported in one message before any work starts."""
 
 
+class _LaunchParser(_BeamArgumentParser):
+    """Beam's option parser, but a bad value is one line (a LaunchError), not Beam's 140-line usage."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise LaunchError(message)
+
+
 def _all_options_parser() -> _BeamArgumentParser:
-    parser = _BeamArgumentParser(allow_abbrev=False)
+    parser = _LaunchParser(allow_abbrev=False)
     for cls in PipelineOptions.__subclasses__():
         cls._add_argparse_args(parser)  # noqa: SLF001 - Beam's own way of collecting every option
     return parser
+
+
+def _options_help(cls: type[PipelineOptions], title: str) -> str:
+    parser = argparse.ArgumentParser(add_help=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                     usage=argparse.SUPPRESS)
+    cls._add_argparse_args(parser)  # noqa: SLF001
+    return parser.format_help().replace("options:", title, 1)
+
+
+def print_help(out: TextIO) -> None:
+    """The job's own options first, with their defaults; then Beam's, which every runner takes."""
+    out.write("usage: python -m pipeline --source=KIND:ARGS --connectors=CONFIG [options] [Beam options]\n\n")
+    out.write(_options_help(CurrentsOptions, "beam-currents options:"))
+    out.write("\nBeam's own pipeline options follow (--runner, --streaming, and those of Dataflow, Flink and the "
+              "other runners):\n\n")
+    _all_options_parser().print_help(out)
 
 
 # Portable runners hand flags the Python SDK does not know to their Java job server (e.g. Flink's
@@ -46,11 +81,20 @@ FORWARDING_RUNNERS = {"FlinkRunner", "PortableRunner", "SparkRunner"}
 
 
 def check_unknown_options(argv: Sequence[str]) -> None:
+    for arg in argv:
+        if arg.startswith("-") and not arg.startswith("--") and arg != "-h" and not arg[1:2].isdigit():
+            name = arg.split("=", 1)[0]
+            raise LaunchError(f"single-dash option {name!r}: options take two dashes (-{name})")
     known, unknown = _all_options_parser().parse_known_args(list(argv))
     flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--")]
+    forwarding = getattr(known, "runner", None) in FORWARDING_RUNNERS
+    stray = [a for a in unknown if not a.startswith("-")]
+    if stray and not forwarding:  # with a forwarding runner it may be the value of a runner's own flag
+        raise LaunchError(f"unexpected argument {stray[0]!r}: every option is --name=value "
+                          "(see `python -m pipeline --help`)")
     if not flags:
         return
-    if getattr(known, "runner", None) in FORWARDING_RUNNERS:
+    if forwarding:
         _LOG.warning("options not known to the Python SDK, passed on to the %s: %s", known.runner, ", ".join(flags))
         return
     raise LaunchError(f"unknown option(s): {', '.join(flags)} (see `python -m pipeline --help`)")
@@ -120,7 +164,7 @@ def job_from_options(options: PipelineOptions) -> JobSpec:
                 raise LaunchError(f"connector {connector.id!r}: field 'codec': {exc}") from None
     streaming = bool(options.view_as(StandardOptions).streaming) or not source.bounded
     return JobSpec(source=source, config=config, dead_letter=opts.dead_letter, max_event_bytes=opts.max_event_bytes,
-                   event_time=opts.event_time, streaming=streaming)
+                   event_time=opts.event_time, streaming=streaming, run_token=new_run_token())
 
 
 def _runner(options: PipelineOptions, streaming: bool):  # noqa: ANN202 - a Beam runner or its name
@@ -164,6 +208,46 @@ def _write_metrics(path: str, metrics: dict) -> None:
         handle.write(orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
 
+def _check_writable(option: str, path: Optional[str], folder: bool) -> None:
+    """A local `--dead_letter` folder or `--metrics_out` file can be written: said at launch, not after the run."""
+    if not path or "://" in path:
+        return  # an object store: its client says at the first write (the launcher may not hold its credentials)
+    target = path if folder else (os.path.dirname(os.path.abspath(path)) or ".")
+    if not folder and os.path.isdir(path):
+        raise LaunchError(f"{option}={path}: is a folder; give a file path")
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as exc:
+        raise LaunchError(f"{option}={path}: cannot create {target!r}: {exc.strerror}") from None
+    if not os.path.isdir(target):
+        raise LaunchError(f"{option}={path}: {target!r} is not a folder")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise LaunchError(f"{option}={path}: {target!r} is not writable")
+
+
+def _check_local_secrets(job: JobSpec) -> None:
+    """On a local run the launcher's environment is the worker's: a `${ENV}` secret that is not set fails here."""
+    for ref in secret_refs(job.config):
+        missing = [name for name in env_names(ref.ref) if name not in os.environ]
+        if missing:
+            raise LaunchError(f"connector {ref.connector!r}: field {ref.field!r}: environment variable {missing[0]} "
+                              "is not set")
+
+
+def _warn_unmatched_selections(job: JobSpec) -> None:
+    for connector in job.config.connectors:
+        if connector.events is not None and not any(connector.selects(t) for t in known_event_types()):
+            _LOG.warning("connector %s: events %s match no catalogue event type; it receives only events of types "
+                         "outside the catalogue that match", connector.id, ", ".join(connector.events))
+
+
+def _make_pipeline(options: PipelineOptions, streaming: bool) -> beam.Pipeline:
+    try:
+        return beam.Pipeline(runner=_runner(options, streaming), options=options)
+    except ValueError as exc:  # Beam's "Unexpected pipeline runner: X. Valid values are ..."
+        raise LaunchError(f"--runner: {' '.join(str(exc).split())}") from None
+
+
 def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineResult:
     argv = list(sys.argv[1:] if argv is None else argv)
     check_unknown_options(argv)
@@ -172,12 +256,18 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
     if job.streaming:
         options.view_as(StandardOptions).streaming = True
     local = _is_local(options)
+    opts = options.view_as(CurrentsOptions)
+    if local:
+        _check_writable("--dead_letter", job.dead_letter, folder=True)
+        _check_writable("--metrics_out", opts.metrics_out, folder=False)
+        _check_local_secrets(job)
+    _warn_unmatched_selections(job)
     for connector in job.config.connectors:
         _LOG.info("connector %s: %s", connector.id, dumps_public(connector).decode())
     if local and isinstance(job.source, GenerateSource) and job.source.rate is not None:
         raise LaunchError("--source=generate:...,rate=R is unbounded (PeriodicImpulse, a splittable DoFn), which the "
                           "local streaming runner cannot run; drop rate= for a local run, or use Dataflow or Flink")
-    pipeline = beam.Pipeline(runner=_runner(options, job.streaming), options=options)
+    pipeline = _make_pipeline(options, job.streaming)
     try:
         build_pipeline(pipeline, job)
     except (RuntimeError, OSError, ValueError) as exc:
@@ -191,13 +281,20 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
         tune_collector()
     else:
         gc.enable()
-    result = pipeline.run()
+    try:
+        result = pipeline.run()
+    except (OSError, RuntimeError, ValueError) as exc:
+        if local:
+            raise
+        # Submission: a job server or jar that cannot be fetched or started, an endpoint that does not answer.
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise LaunchError(f"--runner={options.view_as(StandardOptions).runner}: cannot submit the job: "
+                          f"{first.strip()}") from None
     if not local:
         _LOG.info("job submitted; not waiting for it (state %s)", result.state)
         return result
     result.wait_until_finish()
     metrics = collect(result)
-    opts = options.view_as(CurrentsOptions)
     if opts.metrics_out:
         _write_metrics(opts.metrics_out, metrics)
     for line in summary_lines(metrics):
@@ -208,8 +305,13 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
 def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam's INFO chatter would bury the summary
+    install_log_redaction()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args or "-h" in args:
+        print_help(sys.stdout)
+        return
     try:
-        run(argv)
+        run(args)
     except LaunchError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {redact(str(exc))}\n")
         raise SystemExit(2) from None

@@ -3,19 +3,23 @@ when a file is cut, and how many writers share an event type's hour. Each store'
 `sinks/storage/stores/`) adds where the bucket is and how to reach it."""
 from __future__ import annotations
 
+import re
 from typing import Hashable, Literal, Optional
 
 from pydantic import Field, field_validator
 
 from core.config import KIB, MIB, BatchLimits, ConnectorBase
 
+# Characters every store takes in a key as they are (S3's "safe" set, less `*` and `'`, plus `=` and `@`).
+_PREFIX_CHARS = re.compile(r"[A-Za-z0-9/._=+@,!~()-]")
+
 
 class StorageConnector(ConnectorBase):
     prefix: str = "currents"
     format: Literal["avro", "parquet", "jsonl"] = "avro"
     codec: Literal["null", "deflate", "snappy", "zstandard"] = "null"
-    cluster: str = Field(default="beam-01", pattern=r"^[A-Za-z0-9_-]+$")
-    zone: str = Field(default="us-01", pattern=r"^[A-Za-z0-9_-]+$")
+    cluster: str = Field(default="beam-01", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    zone: str = Field(default="us-01", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     flush_seconds: float = Field(default=300, gt=0, le=24 * 3600)
     max_events_per_file: int = Field(default=15000, ge=1, le=100_000)
     max_bytes_per_file: int = Field(default=128 * MIB, ge=64 * KIB, le=4096 * MIB)
@@ -30,6 +34,10 @@ class StorageConnector(ConnectorBase):
         value = value.strip("/")
         if any(part in ("", ".", "..") for part in value.split("/")) and value:
             raise ValueError(f"bad prefix {value!r}: no empty, '.' or '..' path segments")
+        bad = sorted(set(_PREFIX_CHARS.sub("", value)))
+        if bad:
+            raise ValueError(f"bad prefix {value!r}: {''.join(bad)!r} cannot be in an object key everywhere; use "
+                             "letters, digits, '/' and . _ - = + @ , ! ~ ( )")
         return value
 
     @property

@@ -9,6 +9,7 @@ launch time) never overwrites an earlier run's files.
 """
 from __future__ import annotations
 
+from core.config import MAX_EVENT_TYPE_LENGTH
 from sinks.storage.connector import StorageConnector
 
 OFFSET_SPAN = 1_000_000
@@ -29,3 +30,14 @@ def object_key(connector: StorageConnector, event_type: str, hour: str, schema_i
     parts += [name, f"event_type={event_type}", f"date={hour}", str(schema_id), connector.zone,
               f"{name}+{partition}+{offset_}.{extension}"]
     return "/".join(parts)
+
+
+# The widest values a key's parts take: an event type of the longest length parse accepts, a schema id, a replay's
+# partition past 256 shards, an offset from a millisecond run token with a random part, the longest extension.
+_WIDEST = {"schema_id": 99_999, "partition": 99_999, "offset": 10**25 - 1, "extension": "jsonl.gz"}
+
+
+def longest_key(connector: StorageConnector) -> str:
+    """The longest object key this connector can write, for checking at launch against the store's limits."""
+    return object_key(connector, "x" * MAX_EVENT_TYPE_LENGTH, "9999-12-31-23", _WIDEST["schema_id"],
+                      _WIDEST["partition"], _WIDEST["offset"], _WIDEST["extension"])  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ import orjson
 from pydantic import Field, model_validator
 
 from core.config import BatchLimits, ConnectorBase
+from core.secrets import REDACTOR
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,9 @@ def dumps(value: Any) -> bytes:
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
     """The `Authorization: Basic` header of `user:password`."""
-    return {"Authorization": "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")}
+    encoded = b64encode(f"{user}:{password}".encode()).decode("ascii")
+    REDACTOR.add(encoded)  # the header's value is as secret as the password in it
+    return {"Authorization": "Basic " + encoded}
 
 
 class HttpConnectorBase(ConnectorBase):

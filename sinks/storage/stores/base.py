@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
-from typing import Any, Callable, Iterator, NoReturn, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Iterator, NoReturn, Protocol, runtime_checkable
 
+from pydantic import model_validator
+
+from core.config import MAX_EVENT_TYPE_LENGTH
+from core.secrets import MASK, MIN_SECRET_CHARS, redact
 from sinks.storage.connector import StorageConnector
+from sinks.storage.layout import longest_key
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +40,6 @@ DEFAULT_MAX_ATTEMPTS = 3  # client-level retries smooth over blips; longer outag
 _TEMP_PREFIX = ".beam-currents-tmp-"
 _RETRYABLE_STATUS = frozenset({408, 429})
 _MAX_DETAIL = 600
-
-# Credentials that client libraries may echo in error text (URLs with a SAS, connection strings).
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)((?:^|[?&;\s])sig=)[^&;\s'\"]+"),
-    re.compile(r"(?i)(AccountKey=)[^;\s'\"]+"),
-    re.compile(r"(?i)(SharedAccessSignature=)[^;\s'\"]+"),
-    re.compile(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s'\"]+"),
-    re.compile(r"(?i)(\"private_key\"\s*:\s*\")[^\"]+"),
-)
-
 
 class StoreError(Exception):
     """A store operation failed; `retryable` says whether trying the same call again later can succeed.
@@ -80,13 +74,13 @@ class ObjectStore(Protocol):
         ...
 
 
-def redact(text: str, secrets: tuple[str, ...]) -> str:
+def redact_detail(text: str, secrets: tuple[str, ...]) -> str:
+    """A library's error text, safe to log and dead-letter: this store's secrets and every known one masked
+    (`core.secrets.redact`), on one line, bounded."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\1***", text)
-    text = " ".join(text.split())
+        if secret and len(secret) >= MIN_SECRET_CHARS:
+            text = text.replace(secret, MASK)
+    text = " ".join(redact(text).split())
     return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
 
 
@@ -136,7 +130,7 @@ class BaseStore:
             raise
         except Exception as exc:  # every library error becomes a StoreError the writer can act on
             retryable = self._classify(exc)
-            detail = redact(self._detail(exc), self._secrets)
+            detail = redact_detail(self._detail(exc), self._secrets)
             where = self.describe()
             message = (f"{where}: {op} {key!r} failed ({'retryable' if retryable else 'not retryable'}): "
                        f"{detail}")
@@ -150,7 +144,20 @@ def require_key(key: str) -> None:
 
 
 class StoreConnector(StorageConnector):
-    """A storage connector with a store of its own: each store's model implements `open_store`."""
+    """A storage connector with a store of its own: each store's model implements `open_store` and says the
+    longest key its store takes, which is checked at launch against the longest key the layout can make."""
+
+    max_key_bytes: ClassVar[int] = 1024  # S3, GCS and Azure Blob all stop at 1,024
+
+    @model_validator(mode="after")
+    def _keys_fit(self) -> "StoreConnector":
+        longest = longest_key(self)
+        if len(longest.encode("utf-8")) > self.max_key_bytes:
+            raise ValueError(
+                f"object keys can reach {len(longest.encode('utf-8'))} bytes (prefix, cluster, zone and id, with an "
+                f"event type of {MAX_EVENT_TYPE_LENGTH} characters), over the {self.max_key_bytes} bytes "
+                f"{self.type} takes: shorten the prefix, cluster, zone or id")  # type: ignore[attr-defined]
+        return self
 
     def open_store(self, resolve: Callable[[str], str], **client_options: Any) -> ObjectStore:
         """The store, built on the worker, each secret field resolved through `resolve` (`${ENV}`, `secret:gcp:`)

@@ -7,14 +7,29 @@ import logging
 import os
 import re
 import tempfile
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from sinks.storage.stores.base import (_TEMP_PREFIX, BaseStore, KeyList, ObjectStore, StoreConnector, StoreError,
-                                       require_key)
+from sinks.storage.layout import longest_key
+from sinks.storage.stores.base import (
+    _TEMP_PREFIX,
+    BaseStore,
+    KeyList,
+    ObjectStore,
+    StoreConnector,
+    StoreError,
+    require_key,
+)
 
 logger = logging.getLogger(__name__)
+NAME_MAX = 255  # bytes of one file or folder name (ext4, xfs, btrfs)
+PATH_MAX = 4096  # bytes of a whole path
+
+
+def local_folder(path: str) -> str:
+    """A connector's `path` as a folder of this machine (`file://` dropped)."""
+    return path[len("file://"):] if path.startswith("file://") else path
 
 
 class FilesystemStore(BaseStore):
@@ -100,13 +115,35 @@ class FilesystemStore(BaseStore):
 class FilesystemConnector(StoreConnector):
     type: Literal["filesystem"]
     path: str = Field(min_length=1, description="a local folder; object stores have their own connector types")
+    max_key_bytes: ClassVar[int] = 4096 - 256  # PATH_MAX, less room for the folder the path itself names
 
     @field_validator("path")
     @classmethod
     def _local(cls, value: str) -> str:
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) and not value.startswith("file://"):
             raise ValueError(f"{value!r} is not a local folder; use an s3, gcs or azure_blob connector")
+        folder = local_folder(value)
+        if not folder:
+            raise ValueError(f"{value!r} names no folder")
+        if "\0" in folder:
+            raise ValueError("a path cannot hold a NUL character")
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"{folder!r} is a file, not a folder")
         return value
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> "FilesystemConnector":
+        """Every file name, and the folder with the longest key under it, within what Linux filesystems take."""
+        longest = longest_key(self)
+        name = max(longest.split("/"), key=lambda part: len(part.encode("utf-8")))
+        if len(name.encode("utf-8")) > NAME_MAX:
+            raise ValueError(f"file names can reach {len(name.encode('utf-8'))} bytes, over the {NAME_MAX} a "
+                             "filesystem takes: shorten the cluster or id")
+        full = os.path.join(os.path.abspath(local_folder(self.path)), longest)
+        if len(full.encode("utf-8")) > PATH_MAX:
+            raise ValueError(f"file paths can reach {len(full.encode('utf-8'))} bytes, over the {PATH_MAX} a "
+                             "filesystem takes: shorten the path, prefix, cluster, zone or id")
+        return self
 
     @property
     def connection_type(self) -> str:
@@ -116,5 +153,4 @@ class FilesystemConnector(StoreConnector):
         return os.path.join(self.path, self.prefix)
 
     def open_store(self, resolve: Callable[[str], str], **client_options: Any) -> ObjectStore:
-        path = self.path[len("file://"):] if self.path.startswith("file://") else self.path
-        return FilesystemStore(path)
+        return FilesystemStore(local_folder(self.path))
