@@ -38,6 +38,8 @@ setup(
             "moto[server]>=5.0",
             "gcp-storage-emulator>=2024.8.3",
             "cryptography>=41",  # a self-signed certificate for the HTTPS transport tests
+            "ruff~=0.17.6",  # lint (`make lint`, run by `make test`); pinned to a minor: new rules come with minors
+            "mypy~=1.20.2",
         ],
         "bench": ["pyinstrument>=4.6", "psutil>=5.9"],
     },

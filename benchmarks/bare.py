@@ -82,10 +82,9 @@ def bare_loop(path: str, max_event_bytes: int = MAX_EVENT_BYTES, request_events:
     avro_bytes = requests = request_bytes = 0
     dumps = orjson.dumps
     for event_type, events in by_type.items():
-        schema = load_schema(event_type)
-        generic = schema is None
-        if generic:
-            schema = generic_schema()
+        known = load_schema(event_type)
+        generic = known is None
+        schema = generic_schema() if known is None else known
         parsed = fastavro.parse_schema(schema)
         fields = [f["name"] for f in schema["fields"]]
         if generic:  # never for the built-in generator's corpus: every type it makes has a schema

@@ -1,4 +1,5 @@
-"""`python -m benchmarks.profile [--events N] [--job job|storage1|storage5|storage5_lanes] [--native]`: where the job's time goes.
+"""Where the job's time goes:
+`python -m benchmarks.profile [--events N] [--job job|storage1|storage5|storage5_lanes] [--native]`.
 
 Runs the benchmark's job (same corpus, connectors and receiver as `benchmarks.throughput`, and the same output
 checks) under py-spy, which samples every thread of the job's process from outside it: FnApiRunner runs the DoFns

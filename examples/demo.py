@@ -25,8 +25,9 @@ def _files(root: str) -> list[str]:
 def _records(path: str) -> list[dict]:
     if path.endswith(".avro"):
         with open(path, "rb") as handle:
-            return list(fastavro.reader(handle))
-    return pq.read_table(path).to_pylist()
+            return [record for record in fastavro.reader(handle) if isinstance(record, dict)]
+    rows: list[dict] = pq.read_table(path).to_pylist()
+    return rows
 
 
 def show(receiver: Receiver) -> None:

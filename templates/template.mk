@@ -31,8 +31,8 @@ TEMP_LOCATION ?= gs://$(BUCKET)/tmp
 BUILDER ?= cloudbuild
 # Cloud Build region; empty = Cloud Build's global pool
 CLOUDBUILD_REGION ?=
-# Tag of gcr.io/dataflow-templates-base/python311-template-launcher-base; pin a dated one for reproducible builds
-LAUNCHER_TAG ?= latest
+# Tag of gcr.io/dataflow-templates-base/python311-template-launcher-base: a dated one, as templates/Dockerfile's default
+LAUNCHER_TAG ?= 20260122_RC00
 # true: bake a JRE and Beam's Kafka expansion-service jar into the image (needed for kafka: sources)
 WITH_KAFKA ?= false
 TEMPLATE_OUT ?= $(CURRENTS_ROOT)/out/template
@@ -90,9 +90,13 @@ _GCLOUD_HINT := install the Google Cloud CLI, https://cloud.google.com/sdk/docs/
 _IMAGE_BUILD_ARGS := --build-arg LAUNCHER_TAG=$(LAUNCHER_TAG) --build-arg WITH_KAFKA=$(WITH_KAFKA) \
 	--build-arg SDK_CONTAINER_IMAGE=$(IMAGE)
 
-.PHONY: template-build template-image template-image-cloudbuild template-image-docker template-image-unknown \
+.PHONY: template-constraints template-build template-image template-image-cloudbuild template-image-docker template-image-unknown \
 	template-spec template-run \
 	template-update template-drain template-vars
+
+## template-constraints: regenerate templates/constraints.txt, the image's pinned runtime dependencies
+template-constraints:
+	'$(CURRENTS_ROOT)/templates/constraints.sh'
 
 ## template-build: the image (launcher + SDK worker) and the template spec that points at it
 template-build: template-image template-spec

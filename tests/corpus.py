@@ -69,6 +69,6 @@ def event_type_of(key: str) -> str:
 
 def dead_letters(root: str) -> list[dict[str, Any]]:
     letters = []
-    for key, data in local_objects(root).items():
+    for data in local_objects(root).values():
         letters += [json.loads(line) for line in data.splitlines()]
     return letters

@@ -1,4 +1,4 @@
-"""Start and stop the local stand-ins for S3, GCS and Azure Blob (DESIGN §5), each on a free port of 127.0.0.1.
+"""Start and stop the local stand-ins for S3, GCS and Azure Blob (docs/testing.md), each on a free port of 127.0.0.1.
 
 Each helper is a context manager that returns only once the service answers HTTP, and on exit terminates the
 process group it started (emulators may fork helpers), so a failed test never leaves a server behind. Tests get

@@ -1,6 +1,6 @@
 """Local stand-ins for the Currents Custom HTTP endpoint and the analytics partners' ingest APIs.
 
-Why: the senders are written from /work/shared/reference/currents-behaviour.md (§2 Custom HTTP, §5 partners). These
+Why: the senders are written from docs/reference/currents-behaviour.md (§2 Custom HTTP, §5 partners). These
 stand-ins are written from the same reference, independently of the senders, so a test that drives a sender against
 them checks the documented request shape, auth and limits rather than the sender's own idea of them. Every request
 that breaks the documentation is answered with the partner's error status *and* recorded in `.violations`, so a test
@@ -473,7 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        self.server.standin._handle(self)
+        self.server.standin._handle(self)  # noqa: SLF001 - the handler is the stand-in's own
 
     do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
 

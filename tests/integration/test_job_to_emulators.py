@@ -73,7 +73,7 @@ def test_s3_connector_writes_every_event_to_moto(tmp_path, events_file, s3_endpo
 
 
 def test_gcs_connector_writes_every_event_to_the_emulator(tmp_path, events_file, gcs_endpoint, gcs_client,  # noqa: ANN001
-                                                          gcs_bucket) -> None:
+                                                          gcs_bucket) -> None:  # noqa: ANN001
     source, events = events_file
     _run_job(tmp_path, source, {"id": "lake", "type": "gcs", "bucket": gcs_bucket, "endpoint": gcs_endpoint,
                                 "format": "parquet", "codec": "snappy"})
@@ -82,7 +82,7 @@ def test_gcs_connector_writes_every_event_to_the_emulator(tmp_path, events_file,
 
 
 def test_azure_blob_connector_writes_every_event_to_azurite(tmp_path, events_file, azurite_connection_string,  # noqa: ANN001
-                                                            azure_service, azure_container) -> None:
+                                                            azure_service, azure_container) -> None:  # noqa: ANN001
     source, events = events_file
     _run_job(tmp_path, source, {"id": "lake", "type": "azure_blob", "container": azure_container,
                                 "connection_string": "${AZURE_CONN}", "codec": "zstandard"})

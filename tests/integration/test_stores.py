@@ -279,7 +279,7 @@ def _record_access_keys(target: S3Store) -> list[str]:
         auth = auth.decode() if isinstance(auth, bytes) else auth
         seen.append(auth.split("Credential=", 1)[1].split("/", 1)[0])
 
-    target._client().meta.events.register("before-send.s3", before_send)
+    target._client().meta.events.register("before-send.s3", before_send)  # noqa: SLF001 - the store's own boto3 client
     return seen
 
 

@@ -19,7 +19,8 @@ from sinks.storage.schemas import generic_schema, known_event_types, load_schema
 
 SCHEMA: dict[str, Any] = {"type": "record", "name": "T", "namespace": "test", "fields": [
     {"name": "id", "type": "string"}, {"name": "n", "type": "int"}, {"name": "big", "type": ["null", "long"]},
-    {"name": "f", "type": ["null", "float"]}, {"name": "d", "type": "double"}, {"name": "b", "type": ["null", "boolean"]},
+    {"name": "f", "type": ["null", "float"]}, {"name": "d", "type": "double"},
+    {"name": "b", "type": ["null", "boolean"]},
     {"name": "ok", "type": "boolean"}, {"name": "s", "type": ["null", "string"]},
     {"name": "tags", "type": ["null", {"type": "array", "items": "string"}]},
     {"name": "maybe", "type": {"type": "array", "items": ["null", "string"]}}]}

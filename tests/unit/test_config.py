@@ -1,7 +1,9 @@
-"""Connector config (DESIGN.md §2): validation messages, ${ENV} handling, secrets, loading and event selection."""
+"""Connector config (docs/contract.md, README "Connector config"): validation messages, ${ENV} handling, secrets,
+loading and event selection."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,7 +23,7 @@ def config_error(*connectors: dict[str, Any], environ: dict[str, str] | None = N
     return str(info.value)
 
 
-def one(connector: dict[str, Any], environ: dict[str, str] | None = None):
+def one(connector: dict[str, Any], environ: dict[str, str] | None = None) -> Any:
     config = parse_config({"connectors": [connector]}, environ={} if environ is None else environ)
     return config.connectors[0]
 
@@ -248,7 +250,7 @@ connectors:
 """
 
 
-def test_loads_a_yaml_file_by_path(tmp_path) -> None:
+def test_loads_a_yaml_file_by_path(tmp_path: Path) -> None:
     path = tmp_path / "connectors.yaml"
     path.write_text(YAML_DOC)
     config = load_config(str(path), environ={})
@@ -267,7 +269,7 @@ def test_loads_inline_json() -> None:
     assert config.connectors[0].destination() == "s3://my-bucket/currents"
 
 
-def test_loads_a_bare_yaml_list_file(tmp_path) -> None:
+def test_loads_a_bare_yaml_list_file(tmp_path: Path) -> None:
     path = tmp_path / "connectors.yml"
     path.write_text("- id: local\n  type: filesystem\n  path: /tmp/out\n")
     config = load_config(str(path), environ={})
@@ -279,7 +281,7 @@ def test_loads_an_inline_json_list() -> None:
     assert config.connectors[0].id == "warehouse"
 
 
-def test_missing_file_is_a_config_error_naming_the_option_and_path(tmp_path) -> None:
+def test_missing_file_is_a_config_error_naming_the_option_and_path(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError) as info:
         load_config(missing, environ={})
@@ -292,14 +294,14 @@ def test_empty_connectors_option_is_a_config_error() -> None:
         load_config("  ", environ={})
 
 
-def test_malformed_yaml_is_a_config_error(tmp_path) -> None:
+def test_malformed_yaml_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("connectors: [\n")
     with pytest.raises(ConfigError, match="not valid YAML/JSON"):
         load_config(str(path), environ={})
 
 
-def test_document_that_is_not_a_mapping_or_list_is_rejected(tmp_path) -> None:
+def test_document_that_is_not_a_mapping_or_list_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "scalar.yaml"
     path.write_text("just a string\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
@@ -324,7 +326,7 @@ def test_prefix_with_dot_dot_segment_is_rejected() -> None:
 
 # --- event selection --------------------------------------------------------------------------------------------
 
-def selector(*patterns: str):
+def selector(*patterns: str) -> Any:
     return one(s3(events=list(patterns)))
 
 

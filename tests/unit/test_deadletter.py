@@ -57,7 +57,7 @@ def test_str_payload_is_kept_and_sized_in_utf8_bytes() -> None:
 
 
 @pytest.mark.parametrize("payload", [b"", b"x" * 1000, "é" * 10])
-def test_size_is_the_payload_length_in_bytes(payload) -> None:
+def test_size_is_the_payload_length_in_bytes(payload: bytes | str) -> None:
     data = payload.encode() if isinstance(payload, str) else payload
     assert dead_letter(OVERSIZE, "e", payload)["size"] == len(data)
 

@@ -48,9 +48,11 @@ def test_only_events_that_cannot_fit_alone_are_too_large(case) -> None:  # noqa:
     items, limits, envelope, max_events = case
     _, too_large = plan_requests(items, limits, envelope, max_events)
     for _, encoded in too_large:
-        assert len(encoded) > limits.max_event_bytes or request_size([(0, encoded)], envelope) > limits.max_request_bytes
+        assert (len(encoded) > limits.max_event_bytes
+                or request_size([(0, encoded)], envelope) > limits.max_request_bytes)
     for _, encoded in items:
-        if len(encoded) <= limits.max_event_bytes and request_size([(0, encoded)], envelope) <= limits.max_request_bytes:
+        fits = request_size([(0, encoded)], envelope) <= limits.max_request_bytes
+        if len(encoded) <= limits.max_event_bytes and fits:
             assert all(e is not encoded for _, e in too_large)
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -21,7 +23,7 @@ def _corpus_files(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: A
         (tmp_path / name).write_text("{}\n")
 
 
-def job(*argv: str, connectors: str | None = CONNECTORS):
+def job(*argv: str, connectors: str | None = CONNECTORS) -> Any:
     args = list(argv)
     if connectors is not None:
         args.append(f"--connectors={connectors}")
@@ -100,7 +102,7 @@ def test_bad_config_is_a_launch_error_naming_connector_and_field() -> None:
     assert "connector 'warehouse' (connectors[0]): field 'buket': unknown field" in message
 
 
-def test_unusable_codec_is_a_launch_error_naming_connector_and_field(monkeypatch) -> None:
+def test_unusable_codec_is_a_launch_error_naming_connector_and_field(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing_library(name: str, codec: str) -> None:
         raise ValueError("zstandard codec needs backports.zstd")
 
@@ -109,7 +111,7 @@ def test_unusable_codec_is_a_launch_error_naming_connector_and_field(monkeypatch
     assert "connector 'local'" in message and "field 'codec'" in message and "backports.zstd" in message
 
 
-def test_unreadable_config_file_is_a_launch_error(tmp_path) -> None:
+def test_unreadable_config_file_is_a_launch_error(tmp_path: Path) -> None:
     message = launch_error("--source=file:x.jsonl", connectors=str(tmp_path / "missing.yaml"))
     assert "--connectors" in message and "missing.yaml" in message
 
@@ -145,7 +147,7 @@ def test_streaming_flag_makes_a_bounded_source_streaming() -> None:
     assert job("--source=file:x.jsonl", "--streaming").streaming is True
 
 
-def test_config_from_a_yaml_file(tmp_path) -> None:
+def test_config_from_a_yaml_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("connectors:\n  - {id: a, type: filesystem, path: /tmp/a}\n  - {id: b, type: gcs, bucket: bkt}\n")
     spec = job("--source=file:x.jsonl", connectors=str(path))

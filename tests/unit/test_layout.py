@@ -1,4 +1,4 @@
-"""Object keys of the storage export, compatible with the reference layout (DESIGN.md §2 "Storage output")."""
+"""Object keys of the storage export, compatible with the reference layout (docs/object-layout.md)."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +12,7 @@ EMAIL = "users.messages.email.Send"
 HOUR = "2024-01-02-03"
 
 
-def connector(**fields: Any):
+def connector(**fields: Any) -> Any:
     return parse_config({"connectors": [fields]}, environ={}).connectors[0]
 
 

@@ -39,7 +39,7 @@ def test_missing_env_variable_is_a_secret_error_naming_it() -> None:
         SecretResolver(environ={"OTHER": "x"})("${AWS_SECRET}")
 
 
-def test_env_lookup_does_not_fall_back_to_the_process_environment(monkeypatch) -> None:
+def test_env_lookup_does_not_fall_back_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ONLY_IN_PROCESS", "leak")
     with pytest.raises(SecretError):
         SecretResolver(environ={})("${ONLY_IN_PROCESS}")

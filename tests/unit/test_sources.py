@@ -70,7 +70,7 @@ def test_generate_invalid_plus_oversize_may_equal_count() -> None:
     ("generate:count=10,invalid=-1", "invalid and oversize must be >= 0"),
     ("generate:count=3,invalid=2,oversize=2", "invalid + oversize cannot exceed count"),
 ], ids=lambda v: repr(v) if not isinstance(v, str) or ":" in v or not v else v)
-def test_bad_source_is_rejected_naming_the_option(spec, detail: str) -> None:
+def test_bad_source_is_rejected_naming_the_option(spec: str, detail: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_source(spec)
     assert "--source" in str(info.value)

@@ -18,7 +18,8 @@ def _job(*argv: str):  # noqa: ANN202
 
 
 @pytest.mark.parametrize("spec, expected", [
-    ("pubsub:projects/my-project/subscriptions/currents-sub", PubSubSource(subscription="projects/my-project/subscriptions/currents-sub")),
+    ("pubsub:projects/my-project/subscriptions/currents-sub",
+     PubSubSource(subscription="projects/my-project/subscriptions/currents-sub")),
     ("pubsub:projects/my-project/topics/events", PubSubSource(topic="projects/my-project/topics/events")),
     ("kafka:broker-1:9092/events", KafkaSource("broker-1:9092", "events")),
     ("kafka:b1:9092,b2.example.com:9093/raw.events-v2", KafkaSource("b1:9092,b2.example.com:9093", "raw.events-v2")),

@@ -295,7 +295,103 @@ def test_dockerfile_is_launcher_and_worker() -> None:
     assert json.loads(entrypoint) == ["/opt/apache/beam/boot"], "workers need the Beam boot entrypoint"
     # Everything is installed in the image: no setup/requirements file to stage at every launch.
     assert "FLEX_TEMPLATE_PYTHON_SETUP_FILE" not in env and "FLEX_TEMPLATE_PYTHON_REQUIREMENTS_FILE" not in env
-    assert re.search(r"^RUN pip install --no-cache-dir \$\{WORKDIR\}$", text, re.M)
+    assert _pip_install_run(), "the image installs the package with pip"
+
+
+def _pip_install_run() -> str:
+    """The RUN instruction that pip-installs the package (continuation lines joined)."""
+    runs = [rest for word, rest in _dockerfile() if word == "RUN" and rest.startswith("pip install ")]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def _install_requires() -> list[str]:
+    setup = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    requires = next(kw.value for node in ast.walk(setup) if isinstance(node, ast.Call)
+                    for kw in node.keywords if kw.arg == "install_requires")
+    names = []
+    for element in requires.elts:  # type: ignore[attr-defined]
+        if isinstance(element, ast.Name):  # BEAM, a module-level constant
+            element = next(node.value for node in setup.body if isinstance(node, ast.Assign)
+                           and node.targets[0].id == element.id)  # type: ignore[attr-defined]
+        names.append(re.split(r"[\[<>=!~;\s]", ast.literal_eval(element), maxsplit=1)[0])
+    return names
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (TEMPLATES / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line)
+            assert match, f"not a plain name==version pin: {line!r}"
+            assert _normalized(match[1]) not in pins, f"pinned twice: {match[1]}"
+            pins[_normalized(match[1])] = match[2]
+    return pins
+
+
+def test_the_image_installs_with_the_constraints_and_checks_the_result() -> None:
+    run = " ".join(_pip_install_run().split())
+    _, env, _, _ = _final_stage()
+    match = re.fullmatch(r"pip install --no-cache-dir -c (\S+) \$\{WORKDIR\} && pip check", run)
+    assert match, f"expected `pip install --no-cache-dir -c <constraints> ${{WORKDIR}} && pip check`, got {run!r}"
+    assert _repo_path_of(_expand(match[1], env)) == TEMPLATES / "constraints.txt"
+
+
+def test_constraints_pin_every_runtime_dependency_and_the_images_beam() -> None:
+    pins = _constraints()
+    missing = [name for name in _install_requires() if _normalized(name) not in pins]
+    assert not missing, f"templates/constraints.txt does not pin {missing}: rerun templates/constraints.sh"
+    image, _, _, _ = _final_stage()
+    assert pins["apache-beam"] == image.rsplit(":", 1)[1], "constraints and the image's Beam differ"
+    assert not {"pip", "setuptools", "wheel", "beam-currents"} & set(pins), "only runtime dependencies are pinned"
+    # The extras' own dependencies are resolved too, not only the names setup.py lists.
+    assert {"boto3", "google-cloud-storage", "azure-storage-blob", "google-cloud-pubsub", "grpcio"} <= set(pins)
+
+
+def test_constraints_say_how_they_were_made() -> None:
+    head = (TEMPLATES / "constraints.txt").read_text(encoding="utf-8").split("\n", 5)[:5]
+    assert any("templates/constraints.sh" in line for line in head)
+    script = (TEMPLATES / "constraints.sh").read_text(encoding="utf-8")
+    assert os.access(TEMPLATES / "constraints.sh", os.X_OK)
+    assert "--dry-run" in script and "--report" in script  # resolves; installs nothing
+    assert "apache-beam[gcp,aws,azure]==$BEAM_VERSION" in script
+    assert "template-constraints:" in (TEMPLATES / "template.mk").read_text(encoding="utf-8")
+    assert "constraints.sh" in (TEMPLATES / "README.md").read_text(encoding="utf-8")
+
+
+def test_launcher_tag_is_pinned_to_a_dated_release_by_default() -> None:
+    dockerfile = dict(line.split("=", 1) for word, line in _dockerfile() if word == "ARG" and "=" in line)
+    make_tag = re.search(r"^LAUNCHER_TAG \?= (\S+)$", (TEMPLATES / "template.mk").read_text(encoding="utf-8"), re.M)
+    assert re.fullmatch(r"\d{8}_RC\d{2}", dockerfile["LAUNCHER_TAG"]), dockerfile["LAUNCHER_TAG"]
+    assert make_tag and make_tag[1] == dockerfile["LAUNCHER_TAG"], "Dockerfile and template.mk pin different tags"
+
+
+def _dockerignore() -> list[str]:
+    return [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
+    patterns = _dockerignore()
+    for local in (".git", ".venv", ".tools", "out", "tests", ".pytest_cache", ".hypothesis"):
+        assert local in patterns, f".dockerignore does not exclude {local}"
+
+
+def test_dockerignore_keeps_everything_the_image_copies() -> None:
+    import fnmatch
+
+    _, _, copies, _ = _final_stage()
+    for source in {source for sources, _ in copies for source in sources}:
+        assert (ROOT / source).exists(), source
+        for pattern in _dockerignore():
+            parts = Path(source).parts
+            hit = any(fnmatch.fnmatch("/".join(parts[:i]), pattern.lstrip("/").replace("**/", ""))
+                      for i in range(1, len(parts) + 1))
+            assert not hit, f".dockerignore pattern {pattern!r} drops {source}, which the image copies"
 
 
 def test_dockerfile_copies_what_pip_install_needs() -> None:
@@ -305,8 +401,18 @@ def test_dockerfile_copies_what_pip_install_needs() -> None:
     packages = {name.split(".")[0] for name in includes}
     _, _, copies, _ = _final_stage()
     copied = {source for sources, _ in copies for source in sources}
-    needed = packages | {"setup.py", "README.md"}  # setup.py reads README.md for the long description
+    # setup.py reads README.md for the long description; pyproject.toml names the build backend.
+    needed = packages | {"setup.py", "README.md", "pyproject.toml"}
     assert needed <= copied, f"not copied into the image: {needed - copied}"
+
+
+def test_dockerfile_copies_every_package_of_the_job() -> None:
+    """Every top-level package the job's code imports (the bottom layer core/ included) is in the image."""
+    job = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests", "benchmarks", "examples"}
+    assert {"core", "pipeline", "transforms", "sinks"} <= job
+    _, _, copies, _ = _final_stage()
+    copied = {source for sources, _ in copies for source in sources}
+    assert job <= copied, f"not copied into the image: {job - copied}"
 
 
 def test_flex_template_py_file_is_in_the_repo() -> None:

@@ -1,11 +1,13 @@
 """Regenerate the `<event_type>.avsc` files of this directory from the event catalogue.
 
-The catalogue (one `- **type** (`full.name`, N fields): name:type, ...` line per event type) is the source of truth;
-the .avsc files are committed so that workers need neither the catalogue nor this script. Rerun after a catalogue
-change with the next `--schema-id`: `schema_id` is the global schema version and a changed schema must get a new
-one (behaviour §1.5), so that files written under the old and the new schema never share a path:
+The catalogue, docs/reference/event-catalog.md in this repository (one `- **type** (`full.name`, N fields):
+name:type, ...` line per event type), is the source of truth; the .avsc files are committed so that workers need
+neither the catalogue nor this script (tests/unit/test_schemas.py checks that this script reproduces them byte for
+byte). Rerun after a catalogue change with the next `--schema-id`: `schema_id` is the global schema version and a
+changed schema must get a new one (docs/reference/currents-behaviour.md §1.5), so that files written under the old
+and the new schema never share a path. From the repository root:
 
-    python sinks/storage/schemas/_build_from_catalog.py ../shared/reference/event-catalog.md [--out DIR] [--schema-id N]
+    python sinks/storage/schemas/_build_from_catalog.py [docs/reference/event-catalog.md] [--out DIR] [--schema-id N]
 
 The script refuses a catalogue line whose stated field count or full name disagrees with its content, so a typo in
 the catalogue cannot silently produce a wrong schema.
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 NAMESPACE_ROOT = "dataexport.S3.inner"
 PRIMITIVES = frozenset({"string", "int", "long", "float", "double", "boolean"})
 GENERIC_FILE = "_generic.avsc"
+# The repository's own copy: <repo>/docs/reference/event-catalog.md (this file is <repo>/sinks/storage/schemas/).
+DEFAULT_CATALOGUE = Path(__file__).resolve().parents[3] / "docs" / "reference" / "event-catalog.md"
 
 _LINE = re.compile(r"^- \*\*(?P<type>[^*]+)\*\* \(`(?P<full>[^`]+)`, (?P<count>\d+) fields?\): (?P<fields>.+)$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -145,7 +149,8 @@ def build(catalogue: Path, out: Path, schema_id: int = 1) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("catalogue", type=Path, help="path to event-catalog.md")
+    parser.add_argument("catalogue", type=Path, nargs="?", default=DEFAULT_CATALOGUE,
+                        help="path to event-catalog.md (default: the repository's docs/reference/event-catalog.md)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                         help="output directory (default: this schemas directory)")
     parser.add_argument("--schema-id", type=int, default=1, help="schema_id written into every schema")
