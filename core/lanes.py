@@ -1,30 +1,34 @@
-"""Lanes: the connectors that receive identical batches share one route output, one batching step and one encoding.
+"""Lanes: the one way connectors share work.
 
-Storage connectors whose files would be byte for byte the same — same format, codec, field transforms, batching
-limits and shards — differ only in where the files go (two buckets, a bucket and its mirror in another cloud).
-Routing, batching, projection and encoding are done once for all of them, and each file is then put into every
-member's store: five such connectors cost one encoding, not five. Each member keeps its own event selection,
-object keys, metrics and dead letters; a store that refuses a file dead-letters it for that member only. The
-price: the members' puts of a file are made one after the other, so a slow store (or one retrying) delays the
-others' files; `share_lane: false` gives a connector a lane of its own.
+A lane is the connectors that receive identical batches: they share one batching step and one encoding. Storage
+connectors whose files would be byte for byte the same — same format, codec, field transforms, batching limits
+and shards — differ only in where the files go (two buckets, a bucket and its mirror in another cloud). Batching,
+projection and encoding are done once for all of them, and each file is then put into every member's store: five
+such connectors cost one encoding, not five. Each member keeps its own event selection, object keys, metrics and
+dead letters; a store that refuses a file dead-letters it for that member only. The price: the members' puts of
+a file are made one after the other, so a slow store (or one retrying) delays the others' files; `share_lane:
+false` gives a connector a lane of its own. Partners never share a lane: each has its own endpoint, credentials,
+limits and parking.
 
-Partners never share a lane: each has its own endpoint, credentials, limits and parking.
-
-In batch mode, lanes that receive the same routed events (same field transforms and shards: a storage lane and a
-partner lane, say) go further and share one flow: one grouping step, so the events cross the shuffle once and
-each lane cuts its own batches from the groups. (Streaming lanes keep their own state and timers: one flow each.)
+Lanes also share what they can before batching. Lanes with the same routing (field transforms and shards) see
+the same routed events: the router writes each such event once, into a chunk keyed under the first of those
+lanes and naming every connector it is for (`BatchKey.members`), and each lane takes, re-keyed as its own, the
+chunks that name any of its members (`Lane.take`). In batch mode all lanes then share one grouping step, so
+those events cross the shuffle once (core/buffer.py); in streaming each lane keeps its own state.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Hashable, Sequence
+from functools import cached_property
+from typing import Hashable, Optional, Sequence
 
 from core.config import ConnectorBase
+from core.records import BatchKey
 
 
 @dataclass(frozen=True)
 class Lane:
-    members: tuple[ConnectorBase, ...]  # in config order; the first names the lane's steps and route output
+    members: tuple[ConnectorBase, ...]  # in config order; the first names the lane and its steps
 
     @property
     def id(self) -> str:
@@ -37,6 +41,22 @@ class Lane:
     @property
     def shared(self) -> bool:
         return len(self.members) > 1
+
+    @property
+    def routing(self) -> Hashable:
+        """Lanes with equal routings see the same routed events: same field transforms, same shards."""
+        return tuple(sorted(self.lead.field_transforms.items())), self.lead.shard_count()
+
+    @cached_property
+    def _ids(self) -> frozenset[str]:
+        return frozenset(c.id for c in self.members)
+
+    def take(self, key: BatchKey) -> Optional[BatchKey]:
+        """A routed chunk's key as this lane's own, naming only its members; None when the chunk is for none of
+        them."""
+        ids = self._ids
+        members = tuple(cid for cid in key.members if cid in ids)
+        return key._replace(lane=self.id, members=members) if members else None
 
 
 def plan_lanes(connectors: Sequence[ConnectorBase]) -> list[Lane]:
@@ -53,29 +73,3 @@ def plan_lanes(connectors: Sequence[ConnectorBase]) -> list[Lane]:
         if key is not None:
             groups[key] = members
     return [Lane(tuple(members)) for members in lanes]
-
-
-@dataclass(frozen=True)
-class Flow:
-    """Lanes routed and grouped together; named after its first lane."""
-
-    lanes: tuple[Lane, ...]
-
-    @property
-    def id(self) -> str:
-        return self.lanes[0].id
-
-    @property
-    def members(self) -> tuple[ConnectorBase, ...]:
-        return tuple(c for lane in self.lanes for c in lane.members)
-
-
-def plan_flows(lanes: Sequence[Lane], streaming: bool) -> list[Flow]:
-    """One flow per lane in streaming; in batch, lanes with the same field transforms and shards together."""
-    if streaming:
-        return [Flow((lane,)) for lane in lanes]
-    groups: dict[Hashable, list[Lane]] = {}
-    for lane in lanes:
-        key = (tuple(sorted(lane.lead.field_transforms.items())), lane.lead.shard_count())
-        groups.setdefault(key, []).append(lane)
-    return [Flow(tuple(group)) for group in groups.values()]

@@ -75,6 +75,7 @@ def validate(connectors: Sequence[ConnectorBase], out: TextIO) -> None:
 
 
 def _test_storage(connector: StorageConnector, events: list[dict[str, Any]]) -> str:
+    from core.records import Batch, BatchKey
     from sinks.storage.writer import WriteFiles, WrittenFile
 
     run_token = int(time.time())
@@ -84,7 +85,8 @@ def _test_storage(connector: StorageConnector, events: list[dict[str, Any]]) -> 
     written, problems = 0, []
     for event in events:
         data = orjson.dumps(event)
-        batch = Batch((connector.id, event["event_type"], hour, 0, (connector.id,)), 0, [(data, len(data))], run_token)
+        batch = Batch(BatchKey(connector.id, event["event_type"], hour, 0, (connector.id,)), 0, [(data, len(data))],
+                      run_token)
         for out in writer.process(batch):
             if isinstance(out, WrittenFile):
                 written += 1

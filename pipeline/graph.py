@@ -1,34 +1,34 @@
-"""The job's graph, composed in one place; it reads like the diagram in DESIGN.md §1:
+"""The job's graph, composed in one place; it reads like the data-flow picture in the docs:
 
-    source ─► parse ─► route ─┬─► connector/<id>/batch ─► connector/<id>/write          (a storage connector)
-                              ├─► connector/<id>/batch ─► connector/<id>/deliver ─► connector/<id>/park
-                              │                                                       (an analytics partner)
-                              └─► dead-letters/write    (every drop, with its reason)
+    source ─► parse ─► route ─► batch ─┬─► connector/<id>/write                          (a storage lane)
+                                       ├─► connector/<id>/deliver ─► connector/<id>/park  (an analytics partner)
+                                       └─► dead-letters/write    (every drop, with its reason)
 
-Storage connectors that would write byte-identical files share one lane, named after the first of them
-(pipeline/lanes.py): batched and encoded once, written to each. In batch mode, lanes that see the same routed
-events share one grouping step (`flow/<id>/group`), from which each lane cuts its own batches.
+Connectors share work in lanes (core/lanes.py): storage connectors that would write byte-identical files are one
+lane, batched and encoded once, written to each. `batch` and `park` are the keyed buffer (core/buffer.py) with
+the batching and the parking policy: it alone knows whether the job streams.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable
 
 import apache_beam as beam
 
-from pipeline.config import CurrentsConfig, StorageConnector
-from core.lanes import Lane, plan_flows, plan_lanes
+from core.buffer import Hold
+from core.lanes import Lane, plan_lanes
+from core.records import PARKED as PARKED_TYPE
+from pipeline.config import CurrentsConfig, HttpConnectorBase, StorageConnector
 from pipeline.sources import ReadSource, SourceSpec
 from sinks.deadletter import WriteDeadLetters
 from sinks.http.deliver import PARKED, DeliverBatches
 from sinks.http.parking import Park
 from sinks.storage.writer import WriteFiles
-from transforms.batch import Batch, BatchEvents, CutGroups
+from transforms.batch import Batching
 from transforms.parse import DEAD, ParseEvents
 from transforms.route import Route
-
 
 _LOG = logging.getLogger(__name__)
 
@@ -55,59 +55,45 @@ class JobOutputs:
 
 
 def build(records: beam.PCollection, job: JobSpec) -> JobOutputs:
-    """Wire parse, route, every connector's lane and the dead-letter path onto a PCollection of raw records."""
+    """Wire parse, route, batch, every lane's sink and the dead-letter path onto a PCollection of raw records."""
+    lanes = plan_lanes(job.config.connectors)
     parsed = records | "parse" >> beam.ParDo(ParseEvents(job.max_event_bytes, job.event_time)).with_outputs(
         DEAD, main="events")
-    flows = plan_flows(plan_lanes(job.config.connectors), job.streaming)
-    routed, unroutable = parsed.events | "route" >> Route(job.config.connectors, [f.members for f in flows])
-    dead = [parsed[DEAD], unroutable]
+    routed, unroutable = parsed.events | "route" >> Route(job.config.connectors)
+    batches = routed | "batch" >> Hold([Batching(lane, lane.lead.batch_limits()) for lane in lanes],
+                                       job.streaming, job.run_token, job.clock)
     files: dict[str, beam.PCollection] = {}
     delivered: dict[str, beam.PCollection] = {}
-    for flow in flows:
-        grouped = None if job.streaming else routed[flow.id] | f"flow/{flow.id}/group" >> beam.GroupByKey()
-        for lane in flow.lanes:
-            files_, delivered_, dead_ = _lane(lane, routed[flow.id], grouped, job)
-            files.update(files_)
-            delivered.update(delivered_)
-            dead += dead_
+    dead = [parsed[DEAD], unroutable]
+    for lane in lanes:
+        dead += _sink(lane, batches[lane.id], job, files, delivered)
     letters = dead | "dead-letters/collect" >> beam.Flatten()
     paths = letters | "dead-letters/write" >> WriteDeadLetters(job.dead_letter, job.run_token)
     return JobOutputs(files, delivered, paths)
 
 
-def _lane(lane: Lane, routed: beam.PCollection, grouped: Optional[beam.PCollection],
-          job: JobSpec) -> tuple[dict[str, beam.PCollection], dict[str, beam.PCollection], list[beam.PCollection]]:
-    """One lane: batch (in streaming from the routed chunks; in batch mode from its flow's groups), then write
-    files or deliver to a partner. → (files per connector, delivered per connector, dead letters)."""
+def _sink(lane: Lane, batches: beam.PCollection, job: JobSpec, files: dict[str, beam.PCollection],
+          delivered: dict[str, beam.PCollection]) -> list[beam.PCollection]:
+    """A lane's batches → files in each member's store (added to `files`), or requests to its partner, parking
+    what fails (added to `delivered`). → its dead letters."""
     connector = lane.lead
     name = f"connector/{lane.id}"
-    files: dict[str, beam.PCollection] = {}
-    delivered: dict[str, beam.PCollection] = {}
-    dead: list[beam.PCollection] = []
-    if lane.shared:
-        _LOG.info("connectors %s share one lane (same format, codec, field transforms, batching and shards): "
-                  "each file is encoded once and written to each", ", ".join(c.id for c in lane.members))
-    if grouped is None:
-        batches = routed | f"{name}/batch" >> BatchEvents(connector.batch_limits(), job.streaming, job.run_token,
-                                                          job.clock)
-    else:
-        batches = grouped | f"{name}/batch" >> beam.ParDo(CutGroups(
-            connector.batch_limits(), job.run_token, (lane.id, frozenset(c.id for c in lane.members)))
-        ).with_output_types(Batch)
     if isinstance(connector, StorageConnector):
-        written = batches | f"{name}/write" >> beam.ParDo(
-            WriteFiles(lane.members)).with_outputs(DEAD, main="files")
+        if lane.shared:
+            _LOG.info("connectors %s share one lane (same format, codec, field transforms, batching and shards): "
+                      "each file is encoded once and written to each", ", ".join(c.id for c in lane.members))
+        members = [c for c in lane.members if isinstance(c, StorageConnector)]  # a lane's members are alike
+        written = batches | f"{name}/write" >> beam.ParDo(WriteFiles(members)).with_outputs(DEAD, main="files")
         for member in lane.members:
             files[member.id] = written.files if not lane.shared else (
                 written.files | f"{name}/files-of/{member.id}" >> beam.Filter(
                     lambda file, cid=member.id: file.connector == cid))
-        dead.append(written[DEAD])
-    else:
-        sent = batches | f"{name}/deliver" >> beam.ParDo(
-            DeliverBatches(connector, job.clock)).with_outputs(DEAD, PARKED, main="delivered")
-        delivered[connector.id] = sent.delivered
-        dead += [sent[DEAD], sent[PARKED] | f"{name}/park" >> Park(connector, job.streaming, job.clock)]
-    return files, delivered, dead
+        return [written[DEAD]]
+    assert isinstance(connector, HttpConnectorBase)
+    sent = batches | f"{name}/deliver" >> beam.ParDo(DeliverBatches(connector, job.clock)).with_output_types(
+        Any, **{PARKED: PARKED_TYPE, DEAD: Any}).with_outputs(DEAD, PARKED, main="delivered")
+    delivered[connector.id] = sent.delivered
+    return [sent[DEAD], sent[PARKED] | f"{name}/park" >> Park(connector, job.streaming, job.clock)]
 
 
 def build_pipeline(pipeline: beam.Pipeline, job: JobSpec) -> JobOutputs:

@@ -15,8 +15,9 @@ import orjson
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 
-from core.metrics import counter
 from core.deadletters import INVALID, OVERSIZE, dead_letter
+from core.metrics import counter
+from core.records import Parsed
 
 DEAD = "dead"
 ATTR_EVENT_TYPE = "event_type"
@@ -26,9 +27,6 @@ ATTR_CONNECTOR = "currents_connector"  # routes a record to that connector only 
 EVENT_TYPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")  # whole string: fullmatch, so no trailing "\n"
 MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it a time cannot name a date= hour
 
-# (event, hour index, its JSON, only this connector). The JSON is the record's own bytes when they stand for the
-# event as parsed (not amended, no raw newline), so the router need not encode it again; None otherwise.
-Parsed = tuple[dict[str, Any], int, Optional[bytes], Optional[str]]
 
 
 class InvalidRecord(ValueError):
@@ -58,8 +56,7 @@ def parse_event(data: bytes, attributes: Optional[dict[str, str]] = None) -> dic
 
 
 class ParseEvents(beam.DoFn):
-    """Raw records → `(event, hour, json, only_connector)` (a list of them for a chunk of records); dead letters on
-    the `dead` output."""
+    """Raw records → `Parsed` events (a list of them for a chunk of records); dead letters on the `dead` output."""
 
     def __init__(self, max_event_bytes: int, event_time: str) -> None:
         self._max = max_event_bytes
@@ -86,7 +83,8 @@ class ParseEvents(beam.DoFn):
         if isinstance(record, list):
             parsed: list[Parsed] = []
             for one in record:
-                result = self._parse_line(one, default_hour) if type(one) is bytes else None
+                result: Union[Parsed, dict[str, Any], None] = (
+                    self._parse_line(one, default_hour) if type(one) is bytes else None)
                 if result is None:  # not a plain valid line: the full path parses it and says what is wrong
                     result = self._parse(one, default_hour)
                 else:
@@ -117,8 +115,8 @@ class ParseEvents(beam.DoFn):
         if (type(event_id) is not str or not event_id or type(event_type) is not str or type(event_time) is not int
                 or not 0 <= event_time <= MAX_TIME or not EVENT_TYPE.fullmatch(event_type)):
             return None
-        return (event, event_time // 3600 if default_hour is None else default_hour,
-                data if b"\n" not in data else None, None)
+        return Parsed(event, event_time // 3600 if default_hour is None else default_hour,
+                      data if b"\n" not in data else None, None)
 
     def _parse(self, record: Any, default_hour: Optional[int]) -> Union[Parsed, dict[str, Any]]:
         """The parsed event, or its dead letter."""
@@ -150,7 +148,7 @@ class ParseEvents(beam.DoFn):
         # A chunk joins events by newlines: a record with a raw newline in it (pretty-printed JSON from a
         # message) or whose event_type came from an attribute is encoded again by the router instead.
         as_is = data if (attributes is None or ATTR_EVENT_TYPE not in attributes) and b"\n" not in data else None
-        return event, hour, as_is, attributes.get(ATTR_CONNECTOR) if attributes else None
+        return Parsed(event, hour, as_is, attributes.get(ATTR_CONNECTOR) if attributes else None)
 
 
 def _peek(data: bytes, key: bytes) -> Optional[str]:

@@ -1,21 +1,22 @@
 """Route each event to the lanes of the connectors that select it, applying each lane's field transforms.
 
 One pass over the stream for every connector: the selection is resolved once per event type and cached, the event
-is copied only for lanes whose transforms touch one of its fields, and events are gathered per
-(lane, event type, hour, shard, members) within the bundle, so the batching step receives chunks instead of single
-events. `members` are the ids of the lane's connectors that select the event's type (pipeline/lanes.py): connectors
+is copied only for lanes whose transforms touch one of its fields, and events are gathered per `BatchKey` (lane,
+event type, hour, shard, members) within the bundle, so the batching step receives chunks (core/chunks.py)
+instead of single events. `members` are the ids of the connectors that select the event's type: connectors
 sharing a lane can still select different types, and a replayed dead letter goes to its own connector only.
 
-A chunk is the events' JSON joined by newlines (orjson never writes a raw newline): one bytes value crosses the
-shuffle and state for hundreds of events, far more cheaply than dicts or lists, and connectors that see an event
-unchanged share one encoding. Each lane's chunks leave on an output tagged with its id (its first connector's).
+Lanes with the same routing (core/lanes.py) see an event the same way, so it is written once for all of them:
+into a chunk keyed under the first of those lanes, naming every member of theirs it is for; each lane takes its
+own from there. Connectors that see an event unchanged share one encoding of it. Out: one PCollection of
+`Routed(key, chunk)`, and the dead letters of replays that have nowhere to go.
 """
 from __future__ import annotations
 
 import hashlib
 import time
 import zlib
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Hashable, Iterator, Optional, Sequence, Union
 
 import apache_beam as beam
 import orjson
@@ -24,10 +25,12 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from core import chunks
 from core.config import ConnectorBase
+from core.deadletters import UNROUTABLE, dead_letter
 from core.lanes import Lane, plan_lanes
 from core.metrics import counter
-from core.deadletters import UNROUTABLE, dead_letter
+from core.records import ROUTED, BatchKey, Parsed, Routed
 
 REDACTED = "[REDACTED]"
 DEAD = "_dead"  # no connector id can start with "_": this tag never collides with a connector's lane
@@ -74,46 +77,45 @@ def hour_string(hour: int) -> str:
     return time.strftime("%Y-%m-%d-%H", time.gmtime(hour * 3600))
 
 
-Outputs = Sequence[Sequence[ConnectorBase]]  # the connectors of each output, which share transforms and shards
-
-
-def lane_outputs(connectors: Sequence[ConnectorBase]) -> list[tuple[ConnectorBase, ...]]:
-    return [lane.members for lane in plan_lanes(connectors)]
-
-
 class RouteEvents(beam.DoFn):
-    """`(event, hour, json, only_connector)` → `(key, chunk)` on each selecting output (a lane, or in batch mode a
-    flow of lanes: pipeline/lanes.py), tagged with its first connector's id."""
+    """`Parsed` events (or lists of them) → `Routed(key, chunk)`; unroutable replays' dead letters on `DEAD`."""
 
-    def __init__(self, connectors: Sequence[ConnectorBase], outputs: Optional[Outputs] = None) -> None:
-        self._outputs = [tuple(group) for group in (outputs if outputs is not None else lane_outputs(connectors))]
+    def __init__(self, connectors: Sequence[ConnectorBase]) -> None:
+        self._connectors = list(connectors)
 
     def setup(self) -> None:
-        self._lanes = [Lane(group) for group in self._outputs]  # an output is named and led like a lane
-        self._transforms = {lane.id: field_transform(dict(lane.lead.field_transforms)) for lane in self._lanes}
-        self._shards = {lane.id: getattr(lane.lead, "shards", 1) for lane in self._lanes}
-        self._positions = {lane.id: {c.id: i for i, c in enumerate(lane.members)} for lane in self._lanes}
+        # One target per routing: the lanes that see events alike, keyed under the first of them (core/lanes.py).
+        routings: dict[Hashable, list[Lane]] = {}
+        for lane in plan_lanes(self._connectors):
+            routings.setdefault(lane.routing, []).append(lane)
+        # (the first lane's id, the routing's transform and shards, the connectors of its lanes)
+        self._routings = [(lanes[0].id, field_transform(dict(lanes[0].lead.field_transforms)),
+                           lanes[0].lead.shard_count(), tuple(c for lane in lanes for c in lane.members))
+                          for lanes in routings.values()]
+        self._positions = {lane_id: {c.id: i for i, c in enumerate(members)}
+                           for lane_id, _, _, members in self._routings}
         self._targets: dict[str, list[tuple[str, Optional[Transform], int, tuple[str, ...]]]] = {}
         self._hours: dict[int, str] = {}
 
     def start_bundle(self) -> None:
-        self._chunks: dict[tuple, list] = {}
-        self._first_ts: dict[tuple, Timestamp] = {}
+        self._chunks: dict[BatchKey, list[bytes]] = {}
+        self._first_ts: dict[BatchKey, Timestamp] = {}
         self._routed: dict[str, int] = {}
 
     def _select(self, event_type: str) -> list[tuple[str, Optional[Transform], int, tuple[str, ...]]]:
-        """(lane id, its transform, its shards, ids of its connectors that select the type) for every lane with at
-        least one such connector; resolved once per event type."""
+        """(routing's lane id, its transform, its shards, ids of its connectors that select the type) for every
+        routing with at least one such connector; resolved once per event type."""
         targets = self._targets.get(event_type)
         if targets is None:
             targets = self._targets[event_type] = []
-            for lane in self._lanes:
-                members = tuple(c.id for c in lane.members if c.selects(event_type))
+            for lane_id, transform, shards, connectors in self._routings:
+                members = tuple(c.id for c in connectors if c.selects(event_type))
                 if members:
-                    targets.append((lane.id, self._transforms[lane.id], self._shards[lane.id], members))
+                    targets.append((lane_id, transform, shards, members))
         return targets
 
-    def process(self, parsed: Any, timestamp=beam.DoFn.TimestampParam) -> Iterator[TaggedOutput]:  # noqa: ANN001
+    def process(self, parsed: Union[Parsed, list[Parsed]],
+                timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:  # noqa: ANN001
         """One parsed event, or a list of them (a chunk from a batched source)."""
         for item in parsed if isinstance(parsed, list) else (parsed,):
             full = self._route(item, timestamp)
@@ -125,9 +127,9 @@ class RouteEvents(beam.DoFn):
                     event_id=event["id"]))
                 continue
             for key, lines in full:
-                yield TaggedOutput(key[0], (key, b"\n".join(lines)))
+                yield Routed(key, chunks.join(lines))
 
-    def _route(self, parsed: tuple, timestamp: Timestamp) -> Optional[list[tuple[tuple, list]]]:
+    def _route(self, parsed: Parsed, timestamp: Timestamp) -> Optional[list[tuple[BatchKey, list[bytes]]]]:
         """Add the event to its connectors' chunks; return the chunks that became full, or None when an event
         aimed at one connector (a replayed dead letter) has nowhere to go."""
         event, hour, encoded, only = parsed  # encoded: the event's JSON as read, when it can be used as is
@@ -135,24 +137,24 @@ class RouteEvents(beam.DoFn):
         hour_str = self._hours.get(hour)
         if hour_str is None:
             hour_str = self._hours[hour] = hour_string(hour)
-        full: list[tuple[tuple, list]] = []
+        full: list[tuple[BatchKey, list[bytes]]] = []
         routed_to = 0
-        for cid, transform, shards, members in self._select(event_type):
+        for lane_id, transform, shards, members in self._select(event_type):
             shard = zlib.crc32(event["id"].encode("utf-8")) % shards if shards > 1 else 0
             if only is not None:
                 if only not in members:
                     continue
                 members = (only,)
                 # Replays are batched apart from the live events and numbered from 0 like them: their own
-                # shards, past the output's, give their files names of their own (the key's <partition>).
-                shard += shards * (1 + self._positions[cid][only])
+                # shards, past the routing's, give their files names of their own (the key's <partition>).
+                shard += shards * (1 + self._positions[lane_id][only])
             # A replayed dead letter (only is set) already went through this connector's transforms.
             routed = transform(event) if transform and only is None else event
             if routed is event:  # one encoding, shared by every connector that sees the event unchanged
                 data = encoded = encoded or orjson.dumps(event)
             else:
                 data = orjson.dumps(routed)
-            key = (cid, event_type, hour_str, shard, members)
+            key = BatchKey(lane_id, event_type, hour_str, shard, members)
             chunk = self._chunks.get(key)
             if chunk is None:
                 chunk = self._chunks[key] = []
@@ -170,27 +172,24 @@ class RouteEvents(beam.DoFn):
         for member in members:
             self._routed[member] = self._routed.get(member, 0) + n
 
-    def finish_bundle(self) -> Iterator[TaggedOutput]:
+    def finish_bundle(self) -> Iterator[WindowedValue]:
         for key, lines in self._chunks.items():
-            self._count(key[4], len(lines))
+            self._count(key.members, len(lines))
         for cid, n in self._routed.items():
             counter(cid, "routed").inc(n)
         for key, lines in self._chunks.items():
-            yield TaggedOutput(key[0], WindowedValue((key, b"\n".join(lines)), self._first_ts[key], [GlobalWindow()]))
+            yield WindowedValue(Routed(key, chunks.join(lines)), self._first_ts[key], [GlobalWindow()])
         self._chunks = {}
 
 
 class Route(beam.PTransform):
-    """Parsed events → ({output id: PCollection of (key, chunk)}, dead letters of unroutable replays). The outputs
-    are the lanes unless given (flows of lanes)."""
+    """`Parsed` events → (`Routed` chunks of every lane, dead letters of unroutable replays)."""
 
-    def __init__(self, connectors: Sequence[ConnectorBase], outputs: Optional[Outputs] = None) -> None:
+    def __init__(self, connectors: Sequence[ConnectorBase]) -> None:
         super().__init__()
         self._connectors = list(connectors)
-        self._outputs = outputs
 
-    def expand(self, parsed: beam.PCollection) -> tuple[dict[str, beam.PCollection], beam.PCollection]:
-        groups = self._outputs if self._outputs is not None else lane_outputs(self._connectors)
-        ids = [group[0].id for group in groups]
-        outputs = parsed | "Select" >> beam.ParDo(RouteEvents(self._connectors, groups)).with_outputs(DEAD, *ids)
-        return {cid: outputs[cid] for cid in ids}, outputs[DEAD]
+    def expand(self, parsed: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = parsed | "Select" >> beam.ParDo(RouteEvents(self._connectors)).with_output_types(
+            ROUTED, **{DEAD: dict[str, Any]}).with_outputs(DEAD, main="routed")
+        return outputs.routed, outputs[DEAD]

@@ -37,7 +37,7 @@ from sinks.http.plan import Encoded, plan_requests
 from sinks.http.retry import Verdict, classify, retry_after_seconds, status_class
 from sinks.http.transport import Answer, Transport
 from sinks.retry import Backoff
-from core.records import Batch, events_of
+from core.records import Batch, ParkedBatch, events_of
 
 DEAD = "dead"
 PARKED = "parked"
@@ -45,8 +45,6 @@ RETRYABLE = "retryable"  # parked after retries ran out: gives up after retry_wi
 CREDENTIALS = "credentials"  # parked after 401/403/404: gives up after credential_grace_hours
 _LOG = logging.getLogger(__name__)
 
-# A parked batch travels as a plain tuple (cheap to encode in state): (kind, since, error, events).
-ParkedBatch = tuple[str, float, str, list[dict[str, Any]]]
 Exchange = Callable[..., list[Answer]]  # (requests, before_each) → their answers, in order: Transport.exchange
 
 
@@ -220,7 +218,7 @@ class Deliverer:
                 verdict, answer = failure
                 kind = CREDENTIALS if verdict is Verdict.CREDENTIALS else RETRYABLE
                 rest = [event for g in [*failed, *queue] for event, _ in g]
-                outcome.parked = (kind, self._clock() if since is None else since, answer.describe(), rest)
+                outcome.parked = ParkedBatch(kind, self._clock() if since is None else since, answer.describe(), rest)
                 break
         return outcome
 
@@ -237,7 +235,8 @@ class Deliverer:
         return None if request is None else self.send(request)
 
 
-def open_deliverer(connector: HttpConnectorBase, clock: Callable[[], float]) -> tuple[Optional[Deliverer], Transport, str]:
+def open_deliverer(connector: HttpConnectorBase,
+                   clock: Callable[[], float]) -> tuple[Optional[Deliverer], Transport, str]:
     """(deliverer, transport, error) for a worker; a secret that cannot be resolved gives no deliverer and the
     error, so batches are parked as a credentials failure instead of failing the bundle forever."""
     transport = Transport(connector.connect_timeout_seconds, connector.read_timeout_seconds,
@@ -252,37 +251,57 @@ def open_deliverer(connector: HttpConnectorBase, clock: Callable[[], float]) -> 
     return Deliverer(connector, partner, transport.exchange, clock=clock), transport, ""
 
 
+class PartnerLink:
+    """A connector's deliverer on a worker, opened on first use. When it cannot be opened (a secret not readable
+    yet) it is opened again on the next use; `reopen` re-reads the secrets (a rotated key)."""
+
+    def __init__(self, connector: HttpConnectorBase, clock: Callable[[], float] = time.time) -> None:
+        self._c = connector
+        self._clock = clock
+        self.deliverer: Optional[Deliverer] = None
+        self.error = ""
+        self._transport: Optional[Transport] = None
+
+    def open(self) -> Optional[Deliverer]:
+        if self.deliverer is None:
+            self.close()
+            self.deliverer, self._transport, self.error = open_deliverer(self._c, self._clock)
+        return self.deliverer
+
+    def reopen(self) -> Optional[Deliverer]:
+        self.close()
+        self.deliverer = None
+        return self.open()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
 class PartnerDoFn(beam.DoFn):
-    """A DoFn that talks to a connector's partner. The deliverer is opened on the worker; when it cannot be (a
-    secret not readable yet), it is opened again later, and `reopen` re-reads the secrets (a rotated key)."""
+    """A DoFn that talks to a connector's partner through its `PartnerLink`, opened on the worker."""
 
     def __init__(self, connector: HttpConnectorBase, clock: Callable[[], float] = time.time) -> None:
         self._c = connector
         self._clock = clock
 
     def setup(self) -> None:
-        self._deliverer: Optional[Deliverer] = None
-        self._transport: Optional[Transport] = None
-        self._error = ""
-        self._open()
+        self._link = PartnerLink(self._c, self._clock)
+        self._link.open()
+
+    @property
+    def _deliverer(self) -> Optional[Deliverer]:
+        return self._link.deliverer
+
+    @property
+    def _error(self) -> str:
+        return self._link.error
 
     def _open(self) -> Optional[Deliverer]:
-        if self._deliverer is None:
-            self._close()
-            self._deliverer, self._transport, self._error = open_deliverer(self._c, self._clock)
-        return self._deliverer
-
-    def reopen(self) -> Optional[Deliverer]:
-        self._close()
-        self._deliverer = None
-        return self._open()
-
-    def _close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        return self._link.open()
 
     def teardown(self) -> None:
-        self._close()
+        self._link.close()
 
 
 IN_FLIGHT = 2  # batches a lane sends while it encodes the next one
@@ -319,8 +338,8 @@ class DeliverBatches(PartnerDoFn):
             if self._deliverer is None:  # could not open: try again after a probe interval
                 self._open_until, self._open_kind = now + self._c.probe_interval_seconds, CREDENTIALS
             self._parked.inc()
-            yield TaggedOutput(PARKED, (self._c.id, (self._open_kind, now, self._error or
-                                                     "connector failing: parked without a call", events)))
+            yield TaggedOutput(PARKED, (self._c.id, ParkedBatch(
+                self._open_kind, now, self._error or "connector failing: parked without a call", events)))
             return
         future = self._sender.submit(deliverer.transmit, deliverer.prepare(events))
         self._pending.append((deliverer, future, timestamp, window, now))
@@ -342,7 +361,7 @@ class DeliverBatches(PartnerDoFn):
         parked = outcome.parked
         if parked is not None:
             self._open_until = sent_at + self._c.probe_interval_seconds
-            self._open_kind = parked[0]
+            self._open_kind = parked.kind
             self._parked.inc()
             yield TaggedOutput(PARKED, WindowedValue((self._c.id, parked), timestamp, (window,)))
 

@@ -5,7 +5,7 @@ rest as one file, put it under its deterministic key, retrying transient store e
 still fails, or that the store refuses (credentials, missing bucket), turns the batch into `write_failed` dead
 letters: the bundle never fails, so a runner never retries it forever.
 
-A lane's connectors (pipeline/lanes.py) share the projection and the encoding: the file is then put into the store
+A lane's connectors (core/lanes.py) share the projection and the encoding: the file is then put into the store
 of each connector the batch is for, under that connector's key, with that connector's metrics and dead letters.
 """
 from __future__ import annotations
@@ -17,18 +17,18 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from sinks.storage.connector import StorageConnector
-from core.metrics import counter, distribution
-from core.secrets import SecretError, SecretResolver
 from core.deadletters import SCHEMA_MISMATCH, UNROUTABLE, WRITE_FAILED, connector_letter
+from core.metrics import counter, distribution
+from core.records import Batch, BatchKey, batch_key, events_of
+from core.secrets import SecretError, SecretResolver
 from sinks.retry import Backoff, call_with_retries
 from sinks.storage.avro import EncodeEvents
+from sinks.storage.connector import StorageConnector
 from sinks.storage.formats import file_format
 from sinks.storage.layout import object_key, offset
 from sinks.storage.projection import Projector, projector_for
 from sinks.storage.schemas import generic_schema, load_schema, schema_id
 from sinks.storage.stores import ObjectStore, StoreError, open_store
-from core.records import Batch, events_of
 
 DEAD = "dead"
 _LOG = logging.getLogger(__name__)
@@ -47,12 +47,6 @@ class _Plan:
     schema_id: int
     projector: Projector
     write: EncodeEvents
-
-
-def _addressed(key: tuple) -> tuple[str, ...]:
-    """The connectors a batch is for: the key's last part; a key from before lanes, (connector, type, hour,
-    shard), still buffered in a streaming job's state across an update, is for its one connector."""
-    return key[4] if len(key) > 4 else (key[0],)
 
 
 class _Member:
@@ -122,7 +116,10 @@ class WriteFiles(beam.DoFn):
         return plan
 
     def process(self, batch: Batch) -> Iterator[Any]:
-        event_type, members = batch.key[1], _addressed(batch.key)
+        # A key from before lanes, still buffered in a streaming job's state across an update, is for its one
+        # connector (core.records.batch_key).
+        key = batch_key(batch.key)
+        event_type, members = key.event_type, key.members
         plan = self._plan(event_type)
         events = events_of(batch)
         gone = [cid for cid in members if cid not in self._members]
@@ -146,14 +143,14 @@ class WriteFiles(beam.DoFn):
         if not written:  # never an empty file
             return
         for cid in members:
-            yield from self._write(self._members[cid], batch, plan, data, written)
+            yield from self._write(self._members[cid], key, batch, plan, data, written)
 
-    def _write(self, member: _Member, batch: Batch, plan: _Plan, data: bytes,
+    def _write(self, member: _Member, address: BatchKey, batch: Batch, plan: _Plan, data: bytes,
                events: list[dict[str, Any]]) -> Iterator[Any]:
-        event_type, hour, shard = batch.key[1:4]
+        event_type = address.event_type
         connector = member.connector
-        key = object_key(connector, event_type, hour, plan.schema_id, shard, offset(batch.token, batch.seq),
-                         self._format.extension)
+        key = object_key(connector, event_type, address.hour, plan.schema_id, address.shard,
+                         offset(batch.token, batch.seq), self._format.extension)
         try:
             member.put(key, data, self._format.content_type, self._backoff)
         except (StoreError, ValueError, TypeError, OverflowError) as exc:

@@ -17,7 +17,7 @@ from pipeline.cli import placeholder_event
 from pipeline.config import parse_config
 from pipeline.main import run
 from sinks.storage.writer import WriteFiles
-from transforms.batch import Batch
+from core.records import Batch, BatchKey
 from tests.corpus import corpus, dead_letters, decode_file, local_objects, valid_events, write_lines
 
 EMAIL = "users.messages.email."
@@ -89,7 +89,7 @@ def test_buffered_events_of_a_connector_no_longer_in_the_lane_become_unroutable_
     writer = WriteFiles([lake])
     writer.setup()
     event = orjson.dumps({**placeholder_event("users.messages.email.Send"), "id": "e1"})
-    out = list(writer.process(Batch(("lake", "users.messages.email.Send", "2026-09-21-13", 0, ("lake", "old")), 0,
+    out = list(writer.process(Batch(BatchKey("lake", "users.messages.email.Send", "2026-09-21-13", 0, ("lake", "old")), 0,
                                     [(event, len(event))], 7)))
     letters = [o.value for o in out if isinstance(o, TaggedOutput)]
     assert [(d["reason"], d["connector"], d["event_id"]) for d in letters] == [("unroutable", "old", "e1")]

@@ -1,20 +1,25 @@
 """`cut`: consecutive batches within a count and a byte limit (transforms/batch.py)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.buffer import release_group
 from core.config import BatchLimits
-from core.records import Batch, events_of
-from transforms.batch import CutGroups, cut
+from core.lanes import plan_lanes
+from core.records import Batch, BatchKey, events_of
+from pipeline.config import parse_config
+from transforms.batch import Batching, cut
 
 
 def items(*sizes: int) -> list[tuple[str, int]]:
     return [(f"e{i}", size) for i, size in enumerate(sizes)]
 
 
-def sizes_of(batches) -> list[list[int]]:
+def sizes_of(batches: Iterable[list[tuple[bytes, int]]]) -> list[list[int]]:
     return [[size for _, size in batch] for batch in batches]
 
 
@@ -84,14 +89,21 @@ def test_a_batch_is_cut_only_when_the_next_item_would_not_fit(sizes: list[int], 
 def test_events_of_a_batch_are_its_items_decoded_in_order() -> None:
     events = [{"id": "a", "n": 1}, {"id": "b", "text": "x,y]\n"}, {"id": "c", "nested": {"k": [1, 2]}}]
     items = [(orjson.dumps(e), 0) for e in events] + [(b'{"id": "d" }\r', 0)]  # a record as read: spaces, a CR
-    assert events_of(Batch(("k",), 0, items, 1)) == [*events, {"id": "d"}]
+    assert events_of(Batch(BatchKey("k", "T", "H", 0, ("k",)), 0, items, 1)) == [*events, {"id": "d"}]
 
 
 def test_a_lane_cuts_only_the_groups_of_its_connectors_and_keys_them_as_its_own() -> None:
-    cut_groups = CutGroups(BatchLimits(max_count=2, max_bytes=1000, flush_seconds=5), run_token=9,
-                           lane=("store", frozenset({"store", "mirror"})))
+    conns = parse_config({"connectors": [{"id": "store", "type": "filesystem", "path": "/tmp/a"},
+                                         {"id": "mirror", "type": "filesystem", "path": "/tmp/b"}]},
+                         environ={}).connectors
+    [lane] = plan_lanes(conns)
+    batching = Batching(lane, BatchLimits(max_count=2, max_bytes=1000, flush_seconds=5))
+
+    def cut_group(key: BatchKey, chunks: list[bytes]) -> list[Batch]:  # batch mode: the group is complete
+        return list(release_group(batching, key, chunks, run_token=9, clock=lambda: 0.0, sleep=lambda s: None))
+
     chunks = [b'{"id":"a"}\n{"id":"b"}\n{"id":"c"}']
-    batches = list(cut_groups.process((("store", "T", "H", 0, ("store", "mirror", "partner")), chunks)))
+    batches = cut_group(BatchKey("store", "T", "H", 0, ("store", "mirror", "partner")), chunks)
     assert [(b.key, b.seq, len(b.items), b.token) for b in batches] == [
         (("store", "T", "H", 0, ("store", "mirror")), 0, 2, 9), (("store", "T", "H", 0, ("store", "mirror")), 1, 1, 9)]
-    assert list(cut_groups.process((("store", "T", "H", 0, ("partner",)), chunks))) == []
+    assert cut_group(BatchKey("store", "T", "H", 0, ("partner",)), chunks) == []

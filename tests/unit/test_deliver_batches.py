@@ -15,7 +15,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from examples.receiver import Receiver
 from sinks.http.partners.http import HttpConnector
 from sinks.http.deliver import DEAD, IN_FLIGHT, PARKED, DeliverBatches
-from transforms.batch import Batch
+from core.records import Batch
 
 TOKEN = "secret"
 

@@ -1,4 +1,4 @@
-"""Which connectors share a lane (pipeline/lanes.py): only those whose files would be byte for byte the same."""
+"""Which connectors share a lane (core/lanes.py): only those whose files would be byte for byte the same."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,10 +6,11 @@ from typing import Any
 import pytest
 
 from pipeline.config import parse_config
-from core.lanes import plan_flows, plan_lanes
+from core.lanes import plan_lanes
+from core.records import BatchKey
 
 
-def connectors(*specs: dict[str, Any]):
+def connectors(*specs: dict[str, Any]) -> list[Any]:
     docs = [{"type": "filesystem", "path": f"/tmp/{spec['id']}", **spec} for spec in specs]
     return parse_config({"connectors": docs}, environ={}).connectors
 
@@ -63,17 +64,18 @@ def test_a_connector_that_asks_for_its_own_lane_gets_one() -> None:
     assert lane_ids({"id": "a"}, {"id": "b", "share_lane": False}, {"id": "c"}) == [["a", "c"], ["b"]]
 
 
-def test_in_streaming_every_lane_is_its_own_flow() -> None:
-    lanes = plan_lanes(connectors({"id": "a"}, {"id": "b", "codec": "deflate"}))
-    assert [[lane.id for lane in flow.lanes] for flow in plan_flows(lanes, streaming=True)] == [["a"], ["b"]]
-
-
-def test_in_batch_lanes_that_see_the_same_events_share_a_flow() -> None:
+def test_lanes_with_the_same_field_transforms_and_shards_have_the_same_routing() -> None:
     conns = parse_config({"connectors": [
         {"id": "disk", "type": "filesystem", "path": "/tmp/x"},
         {"id": "deflated", "type": "filesystem", "path": "/tmp/y", "codec": "deflate"},
         {"id": "hashed", "type": "filesystem", "path": "/tmp/z", "field_transforms": {"email_address": "hash"}},
         {"id": "partner", "type": "http", "endpoint": "https://a.example/currents"}]}, environ={}).connectors
-    flows = plan_flows(plan_lanes(conns), streaming=False)
-    assert [[lane.id for lane in flow.lanes] for flow in flows] == [["disk", "deflated", "partner"], ["hashed"]]
-    assert [c.id for c in flows[0].members] == ["disk", "deflated", "partner"] and flows[0].id == "disk"
+    disk, deflated, hashed, partner = plan_lanes(conns)
+    assert disk.routing == deflated.routing == partner.routing != hashed.routing
+
+
+def test_a_lane_takes_a_shared_chunk_as_its_own_naming_only_its_members() -> None:
+    [lane, other] = plan_lanes(connectors({"id": "a"}, {"id": "b"}, {"id": "c", "codec": "deflate"}))
+    key = BatchKey("a", "T", "H", 0, ("a", "c"))
+    assert lane.take(key) == BatchKey("a", "T", "H", 0, ("a",)) and other.take(key) == BatchKey("c", "T", "H", 0, ("c",))
+    assert lane.take(BatchKey("a", "T", "H", 0, ("c",))) is None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.records import ParkedBatch
+from sinks.http.partners.base import Request
 from sinks.http.partners.http import HttpConnector
 from sinks.http.deliver import CREDENTIALS, RETRYABLE, Answer, Deliverer
 from sinks.http.parking import admit, expire, resolve
@@ -22,19 +24,19 @@ def _events(*ids: str) -> list[dict[str, Any]]:
 
 
 def test_retryable_batches_expire_after_the_retry_window() -> None:
-    keep, dead = expire(_connector(), [(RETRYABLE, 0.0, "HTTP 503", _events("a"))], now=HOUR)
+    keep, dead = expire(_connector(), [ParkedBatch(RETRYABLE, 0.0, "HTTP 503", _events("a"))], now=HOUR)
     assert keep == [] and [(d["reason"], d["event_id"]) for d in dead] == [("expired", "a")]
 
 
 def test_credential_failures_get_the_longer_grace_window() -> None:
-    batch = (CREDENTIALS, 0.0, "HTTP 401", _events("a"))
+    batch = ParkedBatch(CREDENTIALS, 0.0, "HTTP 401", _events("a"))
     assert expire(_connector(), [batch], now=HOUR) == ([batch], [])
     keep, dead = expire(_connector(), [batch], now=2 * HOUR)
     assert keep == [] and dead[0]["reason"] == "credentials_expired" and "HTTP 401" in dead[0]["error"]
 
 
 def test_events_over_the_parking_cap_are_parking_full_dead_letters() -> None:
-    batch, overflow = admit(_connector(), (RETRYABLE, 0.0, "HTTP 500", _events("a", "b", "c")), parked_events=3)
+    batch, overflow = admit(_connector(), ParkedBatch(RETRYABLE, 0.0, "HTTP 500", _events("a", "b", "c")), parked_events=3)
     assert [e["id"] for e in batch[3]] == ["a", "b"]
     assert [(d["reason"], d["event_id"]) for d in overflow] == [("parking_full", "c")]
 
@@ -42,7 +44,7 @@ def test_events_over_the_parking_cap_are_parking_full_dead_letters() -> None:
 class _Probing(Plain):
     """A partner with an empty-batch probe, like the Currents format."""
 
-    def probe(self):  # noqa: ANN201
+    def probe(self) -> Request:
         return self.request([])
 
 
@@ -55,7 +57,7 @@ def _deliverer(connector: HttpConnector, reply, probing: bool = False) -> tuple[
 def test_a_failing_probe_keeps_everything_parked_and_sends_no_data() -> None:
     connector = _connector()
     deliverer, send = _deliverer(connector, lambda ids, n: Answer(401), probing=True)
-    parked = [(CREDENTIALS, 0.0, "HTTP 401", _events("a", "b"))]
+    parked = [ParkedBatch(CREDENTIALS, 0.0, "HTTP 401", _events("a", "b"))]
     keep, dead = resolve(connector, deliverer, parked, now=60.0)
     assert keep == parked and dead == [] and send.calls == [[]]
 
@@ -63,7 +65,7 @@ def test_a_failing_probe_keeps_everything_parked_and_sends_no_data() -> None:
 def test_after_a_good_probe_parked_batches_go_out_oldest_first() -> None:
     connector = _connector()
     deliverer, send = _deliverer(connector, lambda ids, n: Answer(200), probing=True)
-    parked = [(RETRYABLE, 20.0, "HTTP 500", _events("new")), (CREDENTIALS, 10.0, "HTTP 401", _events("old"))]
+    parked = [ParkedBatch(RETRYABLE, 20.0, "HTTP 500", _events("new")), ParkedBatch(CREDENTIALS, 10.0, "HTTP 401", _events("old"))]
     keep, dead = resolve(connector, deliverer, parked, now=60.0)
     assert (keep, dead) == ([], []) and send.calls == [[], ["old"], ["new"]]
 
@@ -71,7 +73,7 @@ def test_after_a_good_probe_parked_batches_go_out_oldest_first() -> None:
 def test_without_a_probe_request_the_oldest_batch_is_the_probe() -> None:
     connector = _connector()
     deliverer, send = _deliverer(connector, lambda ids, n: Answer(503))
-    parked = [(RETRYABLE, 10.0, "HTTP 503", _events("a")), (RETRYABLE, 20.0, "HTTP 503", _events("b"))]
+    parked = [ParkedBatch(RETRYABLE, 10.0, "HTTP 503", _events("a")), ParkedBatch(RETRYABLE, 20.0, "HTTP 503", _events("b"))]
     keep, dead = resolve(connector, deliverer, parked, now=60.0)
     assert send.calls == [["a"]] and [b[3][0]["id"] for b in keep] == ["a", "b"]
     assert keep[0][1] == 10.0  # the give-up clock keeps running from the first failure

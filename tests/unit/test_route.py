@@ -12,6 +12,7 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from core.records import Parsed
 from pipeline.config import parse_config
 from transforms.route import CHUNK, DEAD, REDACTED, RouteEvents, field_transform, hour_string
 
@@ -24,7 +25,7 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def connectors(*specs: dict[str, Any]):
+def connectors(*specs: dict[str, Any]) -> list[Any]:
     docs = [{"type": "filesystem", "path": "/tmp/out", **spec} for spec in specs]
     return parse_config({"connectors": docs}, environ={}).connectors
 
@@ -33,8 +34,8 @@ def event(event_id: str = "ev-1", event_type: str = EMAIL, **fields: Any) -> dic
     return {"id": event_id, "event_type": event_type, "time": T0, **fields}
 
 
-def parsed(ev: dict[str, Any], only: str | None = None, json: bytes | None = None, hour: int = HOUR) -> tuple:
-    return ev, hour, json, only
+def parsed(ev: dict[str, Any], only: str | None = None, json: bytes | None = None, hour: int = HOUR) -> Parsed:
+    return Parsed(ev, hour, json, only)
 
 
 class Routed:
@@ -47,12 +48,15 @@ class Routed:
         for element in elements:
             self.from_process.extend(fn.process(element, timestamp=timestamp))
         self.from_finish.extend(fn.finish_bundle())
-        self.chunks: dict[str, list[tuple]] = defaultdict(list)  # id -> [(key, chunk)]
+        self.chunks: dict[str, list[tuple]] = defaultdict(list)  # lane id (or DEAD) -> [(key, chunk)]
         for out in self.from_process:
-            self.chunks[out.tag].append(out.value)
+            if isinstance(out, TaggedOutput):
+                self.chunks[out.tag].append(out.value)
+            else:
+                self.chunks[out.key.lane].append(out)
         for out in self.from_finish:
-            assert isinstance(out.value, WindowedValue)
-            self.chunks[out.tag].append(out.value.value)
+            assert isinstance(out, WindowedValue)
+            self.chunks[out.value.key.lane].append(out.value)
 
     def events(self, connector_id: str) -> list[dict[str, Any]]:
         """The events routed to a connector, on its own lane or on one it shares (key[4] says whom a chunk is for)."""
@@ -63,7 +67,7 @@ class Routed:
         return [key for key, _ in self.chunks.get(connector_id, [])]
 
 
-def route(conns, elements: list[tuple], timestamp: Timestamp = Timestamp(T0)) -> Routed:
+def route(conns: list[Any], elements: list[tuple], timestamp: Timestamp = Timestamp(T0)) -> Routed:
     fn = RouteEvents(conns)
     fn.setup()
     return Routed(fn, elements, timestamp)
@@ -160,9 +164,9 @@ def test_finish_bundle_output_is_windowed_at_the_first_events_timestamp() -> Non
     list(fn.process(parsed(event("a")), timestamp=Timestamp(T0 + 1)))
     list(fn.process(parsed(event("b")), timestamp=Timestamp(T0 + 9)))
     [out] = list(fn.finish_bundle())
-    assert out.tag == "lake"
-    assert out.value.timestamp == Timestamp(T0 + 1)
-    key, chunk = out.value.value
+    assert out.value.key.lane == "lake"
+    assert out.timestamp == Timestamp(T0 + 1)
+    key, chunk = out.value
     assert [orjson.loads(ev)["id"] for ev in chunk.split(b"\n")] == ["a", "b"]
 
 
@@ -247,9 +251,9 @@ def test_events_are_grouped_per_type_and_hour() -> None:
 def test_a_full_chunk_leaves_from_process_without_waiting_for_the_bundle_end() -> None:
     routed = route(connectors({"id": "lake"}), [parsed(event(f"e{i}")) for i in range(CHUNK + 3)])
     assert len(routed.from_process) == 1
-    assert routed.from_process[0].value[1].count(b"\n") + 1 == CHUNK
+    assert routed.from_process[0].chunk.count(b"\n") + 1 == CHUNK
     assert len(routed.from_finish) == 1
-    assert routed.from_finish[0].value.value[1].count(b"\n") + 1 == 3
+    assert routed.from_finish[0].value.chunk.count(b"\n") + 1 == 3
     assert [e["id"] for e in routed.events("lake")] == [f"e{i}" for i in range(CHUNK + 3)]
 
 
