@@ -45,7 +45,8 @@ def _run(tmp_path, standins: dict[str, StandIn], minutes: int) -> list[dict]:  #
     stream = stream.advance_watermark_to_infinity()
     with TestPipeline(runner=BundleBasedDirectRunner(), options=StandardOptions(streaming=True)) as p:
         build(p | stream, job)
-    return [json.loads(line) for path in (tmp_path / "dead").rglob("*.jsonl") for line in path.read_bytes().splitlines()]
+    return [json.loads(line) for path in (tmp_path / "dead").rglob("*.jsonl")
+            for line in path.read_bytes().splitlines()]
 
 
 def test_credentials_bad_for_longer_than_the_grace_window_expire_the_parked_events(tmp_path) -> None:  # noqa: ANN001

@@ -44,5 +44,6 @@ def test_pubsub_messages_are_parsed_routed_and_written_by_publish_hour(tmp_path)
     (key, data), = files.items()
     assert "/date=2026-09-21-14/" in key
     assert sorted(r["id"] for r in decode_file(key, data)) == ["m1", "m2"]
-    letters = [json.loads(line) for path in (tmp_path / "dead").rglob("*.jsonl") for line in path.read_bytes().splitlines()]
+    letters = [json.loads(line) for path in (tmp_path / "dead").rglob("*.jsonl")
+               for line in path.read_bytes().splitlines()]
     assert [(d["reason"], d["payload"]) for d in letters] == [("invalid", "not json")]

@@ -35,7 +35,8 @@ class MarkCut(beam.DoFn):
         self._folder = folder
 
     def process(self, written, timestamp=beam.DoFn.TimestampParam) -> None:  # noqa: ANN001
-        cut = [written.key.split("/date=")[1].split("/")[0], written.events, "drain" if timestamp >= DRAIN_AT else "live"]
+        hour = written.key.split("/date=")[1].split("/")[0]
+        cut = [hour, written.events, "drain" if timestamp >= DRAIN_AT else "live"]
         with open(os.path.join(self._folder, uuid.uuid4().hex), "w") as handle:
             json.dump(cut, handle)
 
@@ -105,7 +106,8 @@ def test_a_dead_letter_born_in_the_final_drain_is_written(tmp_path) -> None:  # 
               .add_elements(_stamped(range(2), T0 + 10) + [TimestampedValue(wrong, T0 + 10)])
               .advance_watermark_to_infinity())
     _assert_cuts(stream, tmp_path, [(H0, 2, "drain")], max_events=100, flush_seconds=10 * HOUR)
-    letters = [json.loads(line) for path in (tmp_path / "dead").rglob("*.jsonl") for line in path.read_bytes().splitlines()]
+    letters = [json.loads(line) for path in (tmp_path / "dead").rglob("*.jsonl")
+               for line in path.read_bytes().splitlines()]
     assert [(d["reason"], d["event_id"]) for d in letters] == [("schema_mismatch", "bad-price")]
 
 

@@ -1,4 +1,5 @@
-"""Bytes → event, and the guards in front of every connector (DESIGN.md §2 "Input events", "Dead letters")."""
+"""Bytes → event, and the guards in front of every connector (docs/contract.md "Input events", README "Dead
+letters")."""
 from __future__ import annotations
 
 import time
@@ -219,7 +220,8 @@ LINES = st.one_of(
     .map(lambda over: orjson.dumps({**VALID, **over})),
     st.dictionaries(st.sampled_from(["id", "event_type", "time", "x"]), FIELD_VALUES).map(orjson.dumps),
     st.binary(max_size=40),
-    st.sampled_from([b"[]", b"null", b'{"id": "a", "event_type": "t.T", "time": 1}\n', b'{"id":"a","event_type":"t.T","time":true}']))
+    st.sampled_from([b"[]", b"null", b'{"id": "a", "event_type": "t.T", "time": 1}\n',
+                     b'{"id":"a","event_type":"t.T","time":true}']))
 
 
 @settings(max_examples=600, deadline=None)
@@ -228,7 +230,8 @@ def test_a_chunk_of_lines_parses_exactly_as_each_line_alone(lines: list[bytes], 
     chunked = run(ParseEvents(120, event_time), lines)
     one_by_one = [out for line in lines for out in run(ParseEvents(120, event_time), line)]
     events = [item for out in chunked if not isinstance(out, TaggedOutput) for item in out]
-    letters = [(o.value["reason"], o.value["error"], o.value["payload"]) for o in chunked if isinstance(o, TaggedOutput)]
+    letters = [(o.value["reason"], o.value["error"], o.value["payload"])
+               for o in chunked if isinstance(o, TaggedOutput)]
     assert events == [o for o in one_by_one if not isinstance(o, TaggedOutput)]
     assert letters == [(o.value["reason"], o.value["error"], o.value["payload"]) for o in one_by_one
                        if isinstance(o, TaggedOutput)]
