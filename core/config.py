@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from functools import cached_property
-from typing import Annotated, Any, Hashable, Literal, Optional, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Hashable, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -89,6 +89,9 @@ class ConnectorBase(Model):
     """What every connector has: an id, an event selection, field transforms and batching limits.
 
     A concrete connector model adds `type: Literal["<its type>"]` and its own fields."""
+
+    if TYPE_CHECKING:
+        type: str  # every concrete model declares `type: Literal["<its type>"]`
 
     id: str = Field(pattern=CONNECTOR_ID, description="connector id; also the integration id in object keys")
     events: Optional[list[str]] = Field(default=None, description="glob patterns of event types; omitted = all")

@@ -186,7 +186,7 @@ class SecretResolver:
                 return self._gcp(name).decode("utf-8")
             except SecretError:
                 raise
-            except Exception as exc:  # missing, denied, network: one clear error, the secret's name only
+            except Exception as exc:  # noqa: BLE001 - missing, denied, network: one clear error, the name only
                 raise SecretError(f"cannot read {GCP_PREFIX}{name}: {type(exc).__name__}: {exc}") from None
         problem = reference_problem(ref)
         if problem is not None:  # a typo must not become the password

@@ -19,7 +19,6 @@ import orjson
 
 from pipeline.config import ConfigError, ConnectorBase, HttpConnectorBase, StorageConnector, load_config
 from sinks.storage.schemas import known_event_types, load_schema
-from transforms.batch import Batch
 
 _PLACEHOLDERS: dict[str, Any] = {"string": "placeholder", "int": 0, "long": 0, "float": 0.0, "double": 0.0,
                                  "boolean": False}
@@ -59,7 +58,7 @@ def selected_types(connector: ConnectorBase) -> list[str]:
 
 
 def _batching(connector: ConnectorBase) -> str:
-    limits = connector.batch_limits()  # type: ignore[attr-defined]
+    limits = connector.batch_limits()
     return f"{limits.max_count} events / {limits.max_bytes} B / {limits.flush_seconds:g} s"
 
 
@@ -68,7 +67,7 @@ def validate(connectors: Sequence[ConnectorBase], out: TextIO) -> None:
     for c in connectors:
         types = selected_types(c)
         events = "all" if c.events is None else f"{len(types)} types ({', '.join(c.events)})"
-        rows.append((c.id, c.type, c.destination(), events, _batching(c)))  # type: ignore[attr-defined]
+        rows.append((c.id, c.type, c.destination(), events, _batching(c)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")

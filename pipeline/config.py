@@ -15,7 +15,7 @@ import os
 import pkgutil
 import re
 from functools import lru_cache
-from typing import Annotated, Any, NamedTuple, Optional, Sequence, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, Optional, Sequence, Union, get_args
 
 import orjson
 import yaml
@@ -66,8 +66,11 @@ def discover_connector_models(packages: Sequence[str] = CONNECTOR_PACKAGES) -> t
 
 
 CONNECTOR_MODELS = discover_connector_models()
-CONNECTOR_TYPES = tuple(_connector_type(m) for m in CONNECTOR_MODELS)
-Connector = Annotated[Union[CONNECTOR_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
+CONNECTOR_TYPES: tuple[str, ...] = tuple(str(_connector_type(m)) for m in CONNECTOR_MODELS)
+if TYPE_CHECKING:  # what a type checker needs to know of a connector: its base (the union is built at run time)
+    Connector = ConnectorBase
+else:
+    Connector = Annotated[Union[CONNECTOR_MODELS], Field(discriminator="type")]
 
 
 class CurrentsConfig(Model):
@@ -97,14 +100,14 @@ class _Loader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: explicit keys override merged ones
                 continue
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 continue  # an unhashable key: the constructor below says what is wrong with it
             if key in seen:
                 raise ConfigError(f"--connectors: key {key!r} appears twice in one mapping (lines {seen[key] + 1} "
                                   f"and {key_node.start_mark.line + 1}): remove one")
             seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep)
 
 
 def _check_size(root: yaml.Node) -> None:
@@ -154,7 +157,7 @@ def _read_text(source: str) -> str:
         raise ConfigError(f"--connectors: {source!r} is larger than {MAX_CONFIG_BYTES // MIB} MiB; "
                           "a connector config is a few KiB")
     try:
-        return data.decode("utf-8")  # type: ignore[no-any-return]
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"--connectors: {source!r} is not UTF-8 text: {exc}") from None
 
@@ -255,8 +258,10 @@ def _refuse_booleans_as_numbers(data: Any) -> None:
     """pydantic takes `true` for 1 in a number field (`max_events_per_file: true` would cut a file per event)."""
     connectors = data.get("connectors") if isinstance(data, dict) else None
     for index, raw in enumerate(connectors if isinstance(connectors, list) else []):
-        model = _MODEL_OF_TYPE.get(raw.get("type")) if isinstance(raw, dict) else None
-        for name, value in (raw.items() if model is not None else ()):
+        model = _MODEL_OF_TYPE.get(str(raw.get("type"))) if isinstance(raw, dict) else None
+        if model is None:
+            continue
+        for name, value in raw.items():
             info = model.model_fields.get(name) if isinstance(name, str) else None
             if isinstance(value, bool) and info is not None and is_numeric(info):
                 raise ConfigError(f"invalid connector config:\n  {_connector_name(data, index)}: field {name!r}: "

@@ -48,7 +48,7 @@ class LaunchError(ValueError):
 class _LaunchParser(_BeamArgumentParser):
     """Beam's option parser, but a bad value is one line (a LaunchError), not Beam's 140-line usage."""
 
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise LaunchError(message)
 
 
@@ -88,16 +88,15 @@ def check_unknown_options(argv: Sequence[str]) -> None:
     known, unknown = _all_options_parser().parse_known_args(list(argv))
     flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--")]
     forwarding = getattr(known, "runner", None) in FORWARDING_RUNNERS
+    if flags and forwarding:
+        _LOG.warning("options not known to the Python SDK, passed on to the %s: %s", known.runner, ", ".join(flags))
+        return
+    if flags:
+        raise LaunchError(f"unknown option(s): {', '.join(flags)} (see `python -m pipeline --help`)")
     stray = [a for a in unknown if not a.startswith("-")]
     if stray and not forwarding:  # with a forwarding runner it may be the value of a runner's own flag
         raise LaunchError(f"unexpected argument {stray[0]!r}: every option is --name=value "
                           "(see `python -m pipeline --help`)")
-    if not flags:
-        return
-    if forwarding:
-        _LOG.warning("options not known to the Python SDK, passed on to the %s: %s", known.runner, ", ".join(flags))
-        return
-    raise LaunchError(f"unknown option(s): {', '.join(flags)} (see `python -m pipeline --help`)")
 
 
 def _kafka_config(raw: Optional[str]) -> tuple[tuple[str, str], ...]:
@@ -108,7 +107,8 @@ def _kafka_config(raw: Optional[str]) -> tuple[tuple[str, str], ...]:
     except orjson.JSONDecodeError as exc:
         raise LaunchError(f"--kafka_consumer_config: not JSON: {exc}") from None
     if not isinstance(config, dict) or not all(isinstance(v, (str, int, bool)) for v in config.values()):
-        raise LaunchError('--kafka_consumer_config: expected a JSON object of properties, e.g. {"group.id": "currents"}')
+        raise LaunchError('--kafka_consumer_config: expected a JSON object of properties, '
+                          'e.g. {"group.id": "currents"}')
     return tuple((str(k), str(v).lower() if isinstance(v, bool) else str(v)) for k, v in config.items())
 
 
@@ -136,7 +136,7 @@ def _source(options: PipelineOptions) -> SourceSpec:
     if isinstance(source, (FileSource, DeadLetterSource)):
         try:
             found = FileSystems.match([source.glob])[0].metadata_list
-        except Exception as exc:  # any filesystem's own error (bad bucket, no credentials): said at launch
+        except Exception as exc:  # noqa: BLE001 - any filesystem's error (bad bucket, no credentials): at launch
             raise LaunchError(f"--source={opts.source}: cannot list files: {exc}") from None
         if not found:
             raise LaunchError(f"--source={opts.source}: no files match {source.glob!r}")
@@ -168,7 +168,8 @@ def job_from_options(options: PipelineOptions) -> JobSpec:
 
 
 def _runner(options: PipelineOptions, streaming: bool):  # noqa: ANN202 - a Beam runner or its name
-    """Local runs get a named local runner: the DirectRunner's first try (Prism) downloads a binary from the internet."""
+    """Local runs get a named local runner: the DirectRunner's first try (Prism) downloads a binary from the
+    internet."""
     name = options.view_as(StandardOptions).runner
     if name not in LOCAL_RUNNERS:
         return name

@@ -1,4 +1,5 @@
-"""The job's own pipeline options (DESIGN.md §2), plain `add_argument`s so every runner and the Flex Template see them."""
+"""The job's own pipeline options (README "Options"), plain `add_argument`s so every runner and the Flex Template
+see them."""
 from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions

@@ -7,9 +7,9 @@ corpus comes out of `generate_lines`, the `GenerateRecords` Beam transform and t
     python -m transforms.generate --count 200000 --seed 7 --invalid 20 --oversize 2 --out events.jsonl
 
 Events are flat dicts: `event_type` plus the fields of that type's Avro schema (every required field, a share of the
-optional ones — 70% by default, `optional_rate` — absent optional fields omitted), with plausible values chosen by field name, so that they validate
-against the schema. A corpus can include malformed lines and oversize (> 900 KiB) events at positions given by
-`bad_line_kinds`, to exercise the dead-letter and size-limit paths.
+optional ones — 70% by default, `optional_rate` — absent optional fields omitted), with plausible values chosen by
+field name, so that they validate against the schema. A corpus can include malformed lines and oversize (> 900 KiB)
+events at positions given by `bad_line_kinds`, to exercise the dead-letter and size-limit paths.
 """
 import argparse
 import base64

@@ -135,10 +135,10 @@ def split_lines(blocks: Iterable[bytes], path: str, start: int, end: Optional[in
 
 def _open(path: str, compressed: bool) -> BinaryIO:
     if not compressed:
-        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)  # type: ignore[no-any-return]
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     native = _NATIVE.get(path.rsplit(".", 1)[-1].lower())
     if native is None:  # zstd, deflate, lzma: Beam's own reader
-        return FileSystems.open(path, compression_type=CompressionTypes.AUTO)  # type: ignore[no-any-return]
+        return FileSystems.open(path, compression_type=CompressionTypes.AUTO)
     raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     if native is gzip.GzipFile:
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
@@ -158,7 +158,8 @@ def read_chunks(path: str, start: int, end: int, max_bytes: Optional[int] = None
             if start > 0:
                 handle.seek(start - 1)
             blocks = iter(lambda: handle.read(BLOCK_BYTES), b"")
-            for reached, lines in split_lines(blocks, path, start, None if end < 0 else end, max_bytes):
+            for reached, lines in split_lines(blocks, path, start, None if end < 0 else end,  # noqa: B007 - read
+                                              max_bytes):  # by the except clause: where reading stopped
                 if type(lines) is not list:
                     yield [lines]  # type: ignore[list-item]
                     continue
@@ -211,4 +212,4 @@ class ReadLineChunks(beam.PTransform):
                 | "Match" >> MatchFiles(self._glob)
                 | "Split" >> beam.FlatMap(lambda m: ranges(m.path, m.size_in_bytes, range_bytes))
                 | "Spread" >> beam.Reshuffle()
-                | "Read" >> beam.FlatMap(lambda r: read_chunks(*r, max_bytes=limit, lines_per_chunk=lines)))
+                | "Read" >> beam.FlatMap(lambda r: read_chunks(r[0], r[1], r[2], limit, lines)))

@@ -167,7 +167,7 @@ class Deliverer:
         outcome = Outcome()
         encode = self._partner.encode_event
         try:  # the common case, in one comprehension: every event encodes
-            encoded: list[Encoded] = [(event, encode(event)) for event in events]
+            encoded: list[tuple[Any, Optional[bytes]]] = [(event, encode(event)) for event in events]
         except Exception:  # noqa: BLE001 - a partner mapping must not fail the bundle: find which, below
             encoded = []
             for event in events:
@@ -175,11 +175,9 @@ class Deliverer:
                     encoded.append((event, encode(event)))
                 except Exception as exc:  # noqa: BLE001
                     outcome.dead.append(self._dead(INVALID, f"cannot encode for {self._c.type}: {exc!r}", event))
-        if any(data is None for _, data in encoded):
-            taken = [item for item in encoded if item[1] is not None]
-            outcome.skipped = len(encoded) - len(taken)
-            encoded = taken
-        groups, too_large = plan_requests(encoded, self._partner.limits, self._partner.envelope(), self._max_events)
+        taken: list[Encoded] = [(event, data) for event, data in encoded if data is not None]
+        outcome.skipped = len(encoded) - len(taken)
+        groups, too_large = plan_requests(taken, self._partner.limits, self._partner.envelope(), self._max_events)
         for event, data in too_large:
             outcome.dead.append(self._dead(
                 TOO_LARGE, f"encoded event of {len(data)} bytes is over {self._c.type}'s limit of "

@@ -153,7 +153,7 @@ def _zstd() -> Callable[[bytes], bytes]:
         from compression import zstd
     else:
         from backports import zstd
-    return zstd.compress  # type: ignore[no-any-return]
+    return zstd.compress
 
 
 def _deflate(data: bytes) -> bytes:

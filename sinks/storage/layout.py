@@ -34,10 +34,10 @@ def object_key(connector: StorageConnector, event_type: str, hour: str, schema_i
 
 # The widest values a key's parts take: an event type of the longest length parse accepts, a schema id, a replay's
 # partition past 256 shards, an offset from a millisecond run token with a random part, the longest extension.
-_WIDEST = {"schema_id": 99_999, "partition": 99_999, "offset": 10**25 - 1, "extension": "jsonl.gz"}
+_WIDEST_SCHEMA_ID, _WIDEST_PARTITION, _WIDEST_OFFSET, _LONGEST_EXTENSION = 99_999, 99_999, 10**25 - 1, "jsonl.gz"
 
 
 def longest_key(connector: StorageConnector) -> str:
     """The longest object key this connector can write, for checking at launch against the store's limits."""
-    return object_key(connector, "x" * MAX_EVENT_TYPE_LENGTH, "9999-12-31-23", _WIDEST["schema_id"],
-                      _WIDEST["partition"], _WIDEST["offset"], _WIDEST["extension"])  # type: ignore[arg-type]
+    return object_key(connector, "x" * MAX_EVENT_TYPE_LENGTH, "9999-12-31-23", _WIDEST_SCHEMA_ID, _WIDEST_PARTITION,
+                      _WIDEST_OFFSET, _LONGEST_EXTENSION)

@@ -32,6 +32,7 @@ from sinks.storage.stores import ObjectStore, StoreError, open_store
 
 DEAD = "dead"
 _LOG = logging.getLogger(__name__)
+DEFAULT_BACKOFF = Backoff()
 
 
 class WrittenFile(NamedTuple):
@@ -90,7 +91,7 @@ class _Member:
 class WriteFiles(beam.DoFn):
     """A lane's batches → files, one per batch, in the store of every connector the batch is for."""
 
-    def __init__(self, connectors: Sequence[StorageConnector], backoff: Backoff = Backoff(),
+    def __init__(self, connectors: Sequence[StorageConnector], backoff: Backoff = DEFAULT_BACKOFF,
                  store_factory: Optional[Callable[..., ObjectStore]] = None) -> None:
         self._connectors = list(connectors)
         self._backoff = backoff
@@ -107,9 +108,9 @@ class WriteFiles(beam.DoFn):
     def _plan(self, event_type: str) -> _Plan:
         plan = self._plans.get(event_type)
         if plan is None:
-            schema = load_schema(event_type)
-            generic = schema is None
-            schema = generic_schema() if generic else schema
+            own = load_schema(event_type)
+            generic = own is None
+            schema = generic_schema() if own is None else own
             projector = projector_for(schema, generic)
             plan = self._plans[event_type] = _Plan(schema_id(schema), projector,
                                                    self._format.events_writer(schema, projector))

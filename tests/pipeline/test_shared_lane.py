@@ -89,7 +89,8 @@ def test_buffered_events_of_a_connector_no_longer_in_the_lane_become_unroutable_
     writer = WriteFiles([lake])
     writer.setup()
     event = orjson.dumps({**placeholder_event("users.messages.email.Send"), "id": "e1"})
-    out = list(writer.process(Batch(BatchKey("lake", "users.messages.email.Send", "2026-09-21-13", 0, ("lake", "old")), 0,
+    key = BatchKey("lake", "users.messages.email.Send", "2026-09-21-13", 0, ("lake", "old"))
+    out = list(writer.process(Batch(key, 0,
                                     [(event, len(event))], 7)))
     letters = [o.value for o in out if isinstance(o, TaggedOutput)]
     assert [(d["reason"], d["connector"], d["event_id"]) for d in letters] == [("unroutable", "old", "e1")]

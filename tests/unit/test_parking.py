@@ -36,7 +36,8 @@ def test_credential_failures_get_the_longer_grace_window() -> None:
 
 
 def test_events_over_the_parking_cap_are_parking_full_dead_letters() -> None:
-    batch, overflow = admit(_connector(), ParkedBatch(RETRYABLE, 0.0, "HTTP 500", _events("a", "b", "c")), parked_events=3)
+    batch, overflow = admit(_connector(), ParkedBatch(RETRYABLE, 0.0, "HTTP 500", _events("a", "b", "c")),
+                            parked_events=3)
     assert [e["id"] for e in batch[3]] == ["a", "b"]
     assert [(d["reason"], d["event_id"]) for d in overflow] == [("parking_full", "c")]
 
@@ -65,7 +66,8 @@ def test_a_failing_probe_keeps_everything_parked_and_sends_no_data() -> None:
 def test_after_a_good_probe_parked_batches_go_out_oldest_first() -> None:
     connector = _connector()
     deliverer, send = _deliverer(connector, lambda ids, n: Answer(200), probing=True)
-    parked = [ParkedBatch(RETRYABLE, 20.0, "HTTP 500", _events("new")), ParkedBatch(CREDENTIALS, 10.0, "HTTP 401", _events("old"))]
+    parked = [ParkedBatch(RETRYABLE, 20.0, "HTTP 500", _events("new")),
+              ParkedBatch(CREDENTIALS, 10.0, "HTTP 401", _events("old"))]
     keep, dead = resolve(connector, deliverer, parked, now=60.0)
     assert (keep, dead) == ([], []) and send.calls == [[], ["old"], ["new"]]
 
@@ -73,7 +75,8 @@ def test_after_a_good_probe_parked_batches_go_out_oldest_first() -> None:
 def test_without_a_probe_request_the_oldest_batch_is_the_probe() -> None:
     connector = _connector()
     deliverer, send = _deliverer(connector, lambda ids, n: Answer(503))
-    parked = [ParkedBatch(RETRYABLE, 10.0, "HTTP 503", _events("a")), ParkedBatch(RETRYABLE, 20.0, "HTTP 503", _events("b"))]
+    parked = [ParkedBatch(RETRYABLE, 10.0, "HTTP 503", _events("a")),
+              ParkedBatch(RETRYABLE, 20.0, "HTTP 503", _events("b"))]
     keep, dead = resolve(connector, deliverer, parked, now=60.0)
     assert send.calls == [["a"]] and [b[3][0]["id"] for b in keep] == ["a", "b"]
     assert keep[0][1] == 10.0  # the give-up clock keeps running from the first failure

@@ -6,7 +6,7 @@ one of the two). Time is in milliseconds; the Braze id is the 7-day dedupe `inse
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, Type
 
 from core.config import Secret
 from sinks.http.partners.base import Envelope, HttpConnectorBase, Limits, Partner, dumps
@@ -101,6 +101,6 @@ class Amplitude(Partner):
 
 class AmplitudeConnector(HttpConnectorBase):
     type: Literal["amplitude"]
-    partner_class: ClassVar[type[Partner]] = Amplitude
+    partner_class: ClassVar[Type[Partner]] = Amplitude
     api_key: Secret
     region: Literal["us", "eu"] = "us"

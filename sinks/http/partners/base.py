@@ -9,7 +9,7 @@ from __future__ import annotations
 from base64 import b64encode
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional, Type
 
 import orjson
 from pydantic import Field, model_validator
@@ -121,7 +121,7 @@ class HttpConnectorBase(ConnectorBase):
     A partner's model (in its module) adds `type: Literal["<type>"]`, its credentials and options, and names its
     `partner_class`, the `Partner` that encodes for it."""
 
-    partner_class: ClassVar[type[Partner]]
+    partner_class: ClassVar[Type[Partner]]
 
     endpoint: Optional[str] = Field(default=None, pattern=r"^https?://",
                                     description="the partner's URL; overrides the default (and region) of a partner")

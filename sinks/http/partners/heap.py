@@ -2,7 +2,7 @@
 token Heap gives; only the connector type differs from `http`."""
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal, Optional, Type
 
 from pydantic import Field
 
@@ -19,6 +19,6 @@ class HeapConnector(HttpConnectorBase):
     """Heap's Currents webhook: the custom-export format to the URL Heap gives you."""
 
     type: Literal["heap"]
-    partner_class: ClassVar[type[Partner]] = Heap
+    partner_class: ClassVar[Type[Partner]] = Heap
     endpoint: str = Field(pattern=r"^https?://")
     token: Optional[Secret] = None

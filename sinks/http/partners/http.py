@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, Type
 
 from pydantic import Field
 
@@ -99,6 +99,6 @@ class HttpConnector(HttpConnectorBase):
     """Any endpoint that speaks the Currents custom-export format."""
 
     type: Literal["http"]
-    partner_class: ClassVar[type[Partner]] = CurrentsHttp
+    partner_class: ClassVar[Type[Partner]] = CurrentsHttp
     endpoint: str = Field(pattern=r"^https?://")
     token: Optional[Secret] = Field(default=None, description="sent as `Authorization: Bearer <token>`")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from functools import cached_property
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, Type
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
@@ -102,7 +102,7 @@ class Mixpanel(Partner):
 
 class MixpanelConnector(HttpConnectorBase):
     type: Literal["mixpanel"]
-    partner_class: ClassVar[type[Partner]] = Mixpanel
+    partner_class: ClassVar[Type[Partner]] = Mixpanel
     project_token: Secret
     api_secret: Optional[Secret] = Field(default=None, description="legacy auth: the API secret as basic-auth user")
     service_account_username: Optional[str] = None

@@ -7,7 +7,7 @@ downstream dedupe.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, Type
 
 from core.config import Secret
 from sinks.http.partners.base import Envelope, HttpConnectorBase, Limits, Partner, basic_auth, dumps
@@ -98,7 +98,7 @@ class MParticle(Partner):
 
 class MParticleConnector(HttpConnectorBase):
     type: Literal["mparticle"]
-    partner_class: ClassVar[type[Partner]] = MParticle
+    partner_class: ClassVar[Type[Partner]] = MParticle
     api_key: Secret
     api_secret: Secret
     pod: Optional[Literal["us1", "us2", "eu1", "au1"]] = None

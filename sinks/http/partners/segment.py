@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, Type
 
 from core.config import Secret
 from sinks.http.partners.base import Envelope, HttpConnectorBase, Limits, Partner, basic_auth, dumps
@@ -40,10 +40,10 @@ def iso_timestamp(event: dict[str, Any]) -> Optional[str]:
     if ms is not None:
         seconds, millis = divmod(int(ms), 1000)
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-    seconds = event.get("time")
-    if seconds is None:
+    at = event.get("time")
+    if at is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 class Segment(Partner):
@@ -94,6 +94,6 @@ class Segment(Partner):
 
 class SegmentConnector(HttpConnectorBase):
     type: Literal["segment"]
-    partner_class: ClassVar[type[Partner]] = Segment
+    partner_class: ClassVar[Type[Partner]] = Segment
     write_key: Secret
     region: Literal["us", "eu"] = "us"

@@ -124,7 +124,8 @@ class AzureBlobStore(BaseStore):
         if isinstance(exc, HttpResponseError) and exc.status_code is not None:
             # the SDK's text repeats the message inside the raw XML body; the first line and the code say it all
             message = (exc.message or str(exc)).split("\n", 1)[0]
-            code = getattr(exc.error_code, "value", exc.error_code) or ""
+            error_code = getattr(exc, "error_code", None)
+            code = getattr(error_code, "value", error_code) or ""
             return f"{type(exc).__name__}: HTTP {exc.status_code} {code}: {message}"
         return super()._detail(exc)
 

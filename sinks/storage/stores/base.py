@@ -156,7 +156,7 @@ class StoreConnector(StorageConnector):
             raise ValueError(
                 f"object keys can reach {len(longest.encode('utf-8'))} bytes (prefix, cluster, zone and id, with an "
                 f"event type of {MAX_EVENT_TYPE_LENGTH} characters), over the {self.max_key_bytes} bytes "
-                f"{self.type} takes: shorten the prefix, cluster, zone or id")  # type: ignore[attr-defined]
+                f"{self.type} takes: shorten the prefix, cluster, zone or id")
         return self
 
     def open_store(self, resolve: Callable[[str], str], **client_options: Any) -> ObjectStore:

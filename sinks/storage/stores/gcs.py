@@ -60,7 +60,7 @@ class GCSStore(BaseStore):
 
     def _make_client(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
+        import google.cloud.storage as storage
 
         endpoint = self._endpoint()
         options = {"api_endpoint": endpoint} if endpoint else None
@@ -110,7 +110,7 @@ class GCSStore(BaseStore):
         try:
             from google.cloud.storage.exceptions import InvalidResponse
         except ImportError:  # older google-cloud-storage keeps it in google.resumable_media
-            InvalidResponse = ()  # type: ignore[assignment,misc]
+            InvalidResponse = ()
         if InvalidResponse and isinstance(exc, InvalidResponse):
             status = getattr(exc.response, "status_code", None)
             return isinstance(status, int) and (status >= 500 or status in _RETRYABLE_STATUS)
