@@ -22,6 +22,7 @@ setup(
         "pyarrow>=14",
         "pydantic>=2.5,<3",
         "requests>=2.31",
+        "pycurl>=7.45",  # the partner transport: libcurl's multi interface (TLS, proxies, timeouts)
         "orjson>=3.9",
         "pyyaml>=6",
         "boto3>=1.28",

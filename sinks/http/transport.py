@@ -1,49 +1,82 @@
-"""HTTP/1.1 to partners: keep-alive connections per worker, and waves of requests in flight together without a
-thread per request.
+"""HTTP to partners on libcurl (pycurl's multi interface): keep-alive connections per worker, and waves of requests
+in flight together without a thread per request.
 
-`exchange(requests)` writes every request of a wave to its own connection first and reads the answers after, so
-the partner works on all of them at once and the wave takes about one round trip. Compared with a thread pool over
-a client library, this costs about a quarter of the CPU per request: a lane posts thousands of requests a minute,
-and on a worker its sending competes with its encoding for the one interpreter lock.
+`exchange(requests)` adds every request of a wave to one `CurlMulti` and drives them together on one thread (an
+event loop over `poll`, driven by libcurl's socket and timer callbacks), so the partner works on all of them at once
+and the wave takes about one round trip. libcurl does the protocol work in C: TLS, proxies, interim 1xx answers,
+timeouts, noticing a keep-alive connection the server has closed (and retrying a request that met a connection
+closed under it, before any answer byte). Nothing here raises: a failure to talk is an answer without a status,
+with a one-line error naming libcurl's error code.
 
-Connections are `http.client` ones, reused while the server keeps them open (an idle connection the server has
-closed is noticed before reuse and replaced). Timeouts: `connect_timeout` to open a connection; a wave's answers
-are read as they arrive, all within `read_timeout` of the last request written. 307/308 redirects to the same
-origin are followed (three at most), with the method and body; a redirect elsewhere is returned as the answer,
-since requests carry the partner's credentials. An answer a server sends before it has read the whole body (a 413)
-is still read. Proxies come from the environment, as with curl or requests: HTTP_PROXY / HTTPS_PROXY (an
-`http://[user:password@]host:port` proxy; https goes through a CONNECT tunnel) and NO_PROXY. Nothing here raises:
-a failure to talk is an answer without a status.
+- **Deadline.** Each request has a total deadline (`deadline`, default `connect_timeout + read_timeout`) that bounds
+  everything: connecting, writing the body, waiting, reading the answer (an answer that drips a byte a second is cut
+  at the deadline), and any redirects it follows. `connect_timeout` bounds connecting alone.
+- **Answer size.** At most `max_answer_bytes` (64 KiB) of an answer's body are kept; past that the transfer is
+  aborted (the connection closed) rather than read. Such an answer counts as answered: its status is kept, its body
+  is the first `max_answer_bytes`, and `error` says it was cut. The status is what the deliverer decides on.
+- **Redirects.** 307/308 to the same origin (scheme, host, port) are followed, three at most, with the method, body
+  and headers (credentials included). A redirect anywhere else, and any other 3xx, is returned as the answer: the
+  request carries the partner's credentials, which never go to another origin. libcurl's FOLLOWLOCATION is off.
+- **Proxies** come from the environment, read by libcurl for each request: `http_proxy`, `https_proxy` /
+  `HTTPS_PROXY`, `all_proxy`, `no_proxy` / `NO_PROXY` (libcurl's rules). An `https://` proxy is spoken to over TLS;
+  credentials in a proxy URL are sent as `Proxy-Authorization: Basic`; https goes through a CONNECT tunnel. Beyond
+  libcurl, an upper-case `HTTP_PROXY` is honoured as Python's urllib and requests do (libcurl ignores it), unless
+  `http_proxy` is set or this is a CGI process (`REQUEST_METHOD` set).
+- **Certificates.** The CA bundle is `SSL_CERT_FILE`, else `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`, else the
+  platform's (`ssl.get_default_verify_paths()`), else certifi's; `SSL_CERT_DIR` adds a directory. The same bundle
+  verifies an `https://` proxy.
+- **Keep-alive.** One `CurlMulti` per transport keeps the connections (up to `connections` idle ones); easy handles
+  are pooled and reused across exchanges. `close()` closes them. Requests speak HTTP/1.1 (as the previous client).
+- **Threads.** A transport may be shared between threads: one exchange at a time uses the kept connections; an
+  exchange that starts while another runs gets a multi of its own for its duration (new connections, closed after),
+  instead of waiting behind it.
 """
 from __future__ import annotations
 
-import base64
-import http.client
+import os
+import re
 import select
-import selectors
-import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
-from urllib.request import getproxies, proxy_bypass
 
+import pycurl  # type: ignore[import-untyped]  # no stubs shipped
+
+from core.secrets import REDACTOR
 from sinks.http.partners.base import Request
 
 MAX_REDIRECTS = 3
-_GRACE_SECONDS = 1.0  # to read an answer that is already there when the wave's deadline has passed
+MAX_ANSWER_BYTES = 64 * 1024  # of an answer's body kept; a dead letter needs its first KiB
 _REDIRECTS = (307, 308)  # the ones that keep method and body; other 3xx are answers like any other
+_GUARD_SECONDS = 5.0  # a transfer libcurl has not ended this long after its deadline is ended here
+_MAX_WAIT_SECONDS = 1.0  # the longest one poll waits, so the guard above is looked at
+_PACED_SECONDS = 0.002  # a `before_each` that took longer paces: from then on the wave is driven while it waits
+_PUBLIC_HEADERS = frozenset({"content-type", "content-encoding", "content-length", "accept", "accept-encoding",
+                             "user-agent", "host", "connection", "expect"})  # values not redacted in errors
+
+# libcurl error codes by name, for one-line errors ("CURLE_OPERATION_TIMEDOUT (28): ..."); where pycurl has two
+# names for a code, the one libcurl uses today
+_PREFERRED = {"E_OPERATION_TIMEDOUT", "E_PEER_FAILED_VERIFICATION", "E_HTTP_RETURNED_ERROR", "E_PARTIAL_FILE",
+              "E_UNSUPPORTED_PROTOCOL", "E_URL_MALFORMAT", "E_NOT_BUILT_IN", "E_COULDNT_CONNECT",
+              "E_COULDNT_RESOLVE_HOST", "E_COULDNT_RESOLVE_PROXY", "E_UPLOAD_FAILED", "E_HTTP2", "E_FAILED_INIT",
+              "E_REMOTE_ACCESS_DENIED", "E_RANGE_ERROR", "E_INTERFACE_FAILED", "E_USE_SSL_FAILED", "E_OK"}
+_CODE_NAMES: dict[int, str] = {}
+for _name in sorted(n for n in dir(pycurl) if n.startswith("E_") and not n.startswith("E_MULTI_")):
+    _code = getattr(pycurl, _name)
+    if isinstance(_code, int) and (_code not in _CODE_NAMES or _name in _PREFERRED):
+        _CODE_NAMES[_code] = "CURL" + _name
 
 
 @dataclass(frozen=True)
 class Answer:
-    status: Optional[int]  # None: no answer (connection refused or reset, timeout)
+    status: Optional[int]  # None: no answer (connection refused or reset, timeout, TLS failure)
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    error: str = ""
-    latency_ms: float = 0.0  # from writing the request to reading the whole answer
+    body: bytes = b""  # at most the transport's max_answer_bytes
+    error: str = ""  # with a status: the body was cut at max_answer_bytes
+    latency_ms: float = 0.0  # from adding the request to the wave to its whole answer (redirects included)
 
     def describe(self) -> str:
         if self.status is None:
@@ -51,265 +84,386 @@ class Answer:
         return f"HTTP {self.status}: {self.body[:500].decode('utf-8', 'replace')}"
 
 
-@dataclass(frozen=True)
-class _Sent:
-    """A request written to its connection, waiting for its answer."""
-
-    index: int
-    request: Request
-    route: "_Route"
-    connection: http.client.HTTPConnection
-    started: float
-    write_error: Optional[BaseException]
-
-
-@dataclass(frozen=True)
-class _Route:
-    """How to reach an origin: directly, or through a proxy."""
-
-    scheme: str
-    host: str
-    port: int
-    proxy: Optional[tuple[str, int, Optional[str]]]  # (host, port, Proxy-Authorization) or None
-
-
-class _Headers(dict):  # type: ignore[type-arg]
+class _Headers(dict):
     """Answer headers, looked up without regard to case (Retry-After, retry-after)."""
 
     def get(self, key: str, default: Optional[str] = None) -> Optional[str]:  # type: ignore[override]
         return super().get(key.lower(), default)
 
 
-def _proxy(scheme: str, host: str) -> Optional[tuple[str, int, Optional[str]]]:
-    url = getproxies().get(scheme)
-    if not url or proxy_bypass(host):
-        return None
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    auth = None
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        auth = "Basic " + base64.b64encode(credentials).decode("ascii")
-    return parts.hostname or "", parts.port or 80, auth
+class _Transfer:
+    """One request of a wave: where it is, what has come back so far."""
+
+    __slots__ = ("index", "request", "url", "started", "deadline", "hops", "cap", "body", "headers", "cut")
+
+    def __init__(self, index: int, request: Request, started: float, deadline: float, cap: int) -> None:
+        self.index = index
+        self.request = request
+        self.url = request.url
+        self.started = started
+        self.deadline = deadline
+        self.hops = 0
+        self.cap = cap
+        self.body = bytearray()
+        self.headers = _Headers()
+        self.cut = False  # the answer was longer than cap: the transfer was aborted
+
+    def write(self, data: bytes) -> Optional[int]:
+        """libcurl's WRITEFUNCTION: keep up to `cap` bytes; a short count past it aborts the transfer."""
+        room = self.cap - len(self.body)
+        if len(data) <= room:
+            self.body += data
+            return None  # all taken
+        self.body += data[:room]
+        self.cut = True
+        return 0
+
+    def header(self, line: bytes) -> None:
+        """libcurl's HEADERFUNCTION: one header line; a status line starts a new answer (after a 1xx)."""
+        if line[:5] == b"HTTP/":
+            self.headers = _Headers()
+            return
+        name, colon, value = line.decode("latin-1").partition(":")
+        if colon:
+            self.headers[name.strip().lower()] = value.strip()
+
+
+class _Engine:
+    """A CurlMulti, its pooled easy handles and the event loop that drives them."""
+
+    def __init__(self, owner: "Transport") -> None:
+        self._owner = owner
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_MAXCONNECTS, owner.connections)
+        self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self._poller = select.poll()  # not select.select: it fails for descriptors past 1024
+        self._timer: Optional[float] = None  # when libcurl wants SOCKET_TIMEOUT, monotonic seconds
+        self._idle: list[pycurl.Curl] = []
+        self._live: dict[pycurl.Curl, _Transfer] = {}
+        self._wake: Optional[tuple[int, int]] = None  # a pipe: the pacing thread says it is done
+
+    # --- libcurl's callbacks (never call into the multi from them) ---------------------------------------------
+
+    def _on_socket(self, what: int, fd: int, multi: Any, socketp: Any) -> None:
+        if what == pycurl.POLL_REMOVE:
+            try:
+                self._poller.unregister(fd)
+            except KeyError:
+                pass
+            return
+        mask = {pycurl.POLL_IN: select.POLLIN, pycurl.POLL_OUT: select.POLLOUT}.get(what,
+                                                                                    select.POLLIN | select.POLLOUT)
+        self._poller.register(fd, mask)  # again for a registered one: its mask changes
+
+    def _on_timer(self, timeout_ms: int) -> None:
+        self._timer = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
+
+    # --- a wave ------------------------------------------------------------------------------------------------
+
+    def exchange(self, requests: Sequence[Request], before_each: Callable[[], None]) -> list[Answer]:
+        answers: list[Optional[Answer]] = [None] * len(requests)
+        owner = self._owner
+        try:
+            for index, request in enumerate(requests):
+                self._pace(before_each, answers)
+                now = time.monotonic()
+                transfer = _Transfer(index, request, now, now + owner.deadline, owner.max_answer_bytes)
+                try:
+                    self._start(transfer)
+                except Exception as exc:  # noqa: BLE001 - a failure to talk is an answer, never an exception
+                    answers[index] = Answer(None, error=_scrub(f"{type(exc).__name__}: {exc}", request),
+                                            latency_ms=(time.monotonic() - now) * 1000)
+                    continue
+                self._drive(answers, block=False)  # starts it now: `before_each` may wait before the next one
+            while self._live:
+                self._drive(answers, block=True)
+        finally:
+            for handle, transfer in list(self._live.items()):  # only after an exception (before_each's)
+                self._end(handle)
+                answers[transfer.index] = _timed_out(transfer)
+        return answers  # type: ignore[return-value]
+
+    def _pace(self, before_each: Callable[[], None], answers: list[Optional[Answer]]) -> None:
+        """Run `before_each`. Once it has been seen to wait (a rate cap), it waits on a thread of its own while
+        this one drives the requests already added: they are written and their answers read meanwhile, instead of
+        ageing towards their deadlines unattended."""
+        owner = self._owner
+        if not (owner.paced and self._live):
+            started = time.monotonic()
+            before_each()
+            if time.monotonic() - started > _PACED_SECONDS:
+                owner.paced = True
+            return
+        if self._wake is None:
+            self._wake = os.pipe()
+            self._poller.register(self._wake[0], select.POLLIN)
+        done = threading.Event()
+        failure: list[BaseException] = []
+        wake = self._wake[1]
+
+        def run() -> None:
+            try:
+                before_each()
+            except BaseException as exc:  # noqa: BLE001 - raised again on the exchange's thread
+                failure.append(exc)
+            finally:
+                done.set()
+                os.write(wake, b"x")
+
+        thread = threading.Thread(target=run, name="transport-pace", daemon=True)
+        thread.start()
+        while not done.is_set():
+            self._drive(answers, block=True)
+        thread.join()
+        os.read(self._wake[0], 4096)
+        if failure:
+            raise failure[0]
+
+    def _start(self, transfer: _Transfer) -> None:
+        handle = self._idle.pop() if self._idle else pycurl.Curl()
+        try:
+            self._owner.configure(handle, transfer)
+            self._multi.add_handle(handle)
+        except BaseException:
+            self._idle.append(handle)
+            raise
+        self._live[handle] = transfer
+
+    def _end(self, handle: pycurl.Curl) -> None:
+        self._live.pop(handle, None)
+        try:
+            self._multi.remove_handle(handle)
+        except pycurl.error:
+            pass
+        self._idle.append(handle)
+
+    def _drive(self, answers: list[Optional[Answer]], block: bool) -> None:
+        """One turn of the loop: wait for a socket or libcurl's timer (not at all unless `block`), let libcurl act,
+        collect finished transfers."""
+        now = time.monotonic()
+        if block:
+            wake = min(now + _MAX_WAIT_SECONDS, self._timer if self._timer is not None else now + _MAX_WAIT_SECONDS)
+            wait_ms = max(0, int((wake - now) * 1000 + 0.999))
+        else:
+            wait_ms = 0
+        events = self._poller.poll(wait_ms)
+        multi = self._multi
+        wake = self._wake[0] if self._wake is not None else -1
+        for fd, happened in events:
+            if fd == wake:
+                continue
+            mask = 0
+            if happened & (select.POLLIN | select.POLLHUP):
+                mask |= pycurl.CSELECT_IN
+            if happened & select.POLLOUT:
+                mask |= pycurl.CSELECT_OUT
+            if happened & (select.POLLERR | select.POLLNVAL):
+                mask |= pycurl.CSELECT_ERR
+            multi.socket_action(fd, mask)
+        if self._timer is not None and time.monotonic() >= self._timer:
+            self._timer = None
+            multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+        self._collect(answers)
+        if block and self._live:
+            now = time.monotonic()
+            for handle, transfer in list(self._live.items()):
+                if now > transfer.deadline + _GUARD_SECONDS:  # libcurl should have ended it: never outlive
+                    self._end(handle)
+                    answers[transfer.index] = _timed_out(transfer)
+
+    def _collect(self, answers: list[Optional[Answer]]) -> None:
+        while True:
+            queued, ok, failed = self._multi.info_read()
+            for handle in ok:
+                self._done(handle, 0, "", answers)
+            for handle, code, message in failed:
+                self._done(handle, code, message, answers)
+            if not queued:
+                return
+
+    def _done(self, handle: pycurl.Curl, code: int, message: str, answers: list[Optional[Answer]]) -> None:
+        transfer = self._live.get(handle)
+        if transfer is None:
+            return
+        status = int(handle.getinfo(pycurl.RESPONSE_CODE) or 0)
+        self._end(handle)
+        if code == 0 and status in _REDIRECTS and transfer.hops < MAX_REDIRECTS:
+            location = transfer.headers.get("location")
+            target = urljoin(transfer.url, location) if location else ""
+            if target and _origin(target) == _origin(transfer.request.url):  # elsewhere: the 307 is the answer
+                if time.monotonic() >= transfer.deadline:
+                    answers[transfer.index] = _timed_out(transfer)
+                    return
+                transfer.url, transfer.hops = target, transfer.hops + 1
+                transfer.body, transfer.headers, transfer.cut = bytearray(), _Headers(), False
+                try:
+                    self._start(transfer)
+                except Exception as exc:  # noqa: BLE001
+                    answers[transfer.index] = Answer(None, error=_scrub(f"{type(exc).__name__}: {exc}",
+                                                                        transfer.request), latency_ms=_ms(transfer))
+                return
+        if status and (code == 0 or (code == pycurl.E_WRITE_ERROR and transfer.cut)):
+            error = f"answer cut at {transfer.cap} bytes" if transfer.cut else ""
+            answers[transfer.index] = Answer(status, transfer.headers, bytes(transfer.body), error, _ms(transfer))
+            return
+        if code == 0:  # no status line at all: nothing to decide on
+            code, message = pycurl.E_WEIRD_SERVER_REPLY, "no HTTP status"
+        answers[transfer.index] = Answer(None, error=_curl_error(code, message, transfer.request),
+                                         latency_ms=_ms(transfer))
+
+    def close(self) -> None:
+        for handle in list(self._live):
+            self._end(handle)
+        for handle in self._idle:
+            handle.close()
+        self._idle = []
+        self._multi.close()
+        if self._wake is not None:
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
 
 
 class Transport:
-    """Keep-alive connections of one worker, a few per origin; safe to share between threads."""
+    """Keep-alive connections of one worker; safe to share between threads."""
 
-    def __init__(self, connect_timeout: float, read_timeout: float, connections: int = 16) -> None:
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._keep = max(connections, 1)  # idle connections kept per origin
-        self._idle: dict[_Route, list[http.client.HTTPConnection]] = {}
-        self._routes: dict[tuple[str, str, int], _Route] = {}
+    def __init__(self, connect_timeout: float, read_timeout: float, connections: int = 16, *,
+                 deadline: Optional[float] = None, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.deadline = float(deadline) if deadline is not None else connect_timeout + read_timeout
+        self.connections = max(connections, 1)  # idle connections kept
+        self.max_answer_bytes = max(max_answer_bytes, 0)
+        self._ca_file, self._ca_dir = _ca_locations()
+        self.paced = False  # `before_each` has been seen to wait (see _Engine._pace)
         self._lock = threading.Lock()
-        self._closed = False
-        self._tls: Optional[ssl.SSLContext] = None
+        self._engine: Optional[_Engine] = None
 
     def send(self, request: Request) -> Answer:
         return self.exchange([request])[0]
 
     def exchange(self, requests: Sequence[Request], before_each: Callable[[], None] = lambda: None) -> list[Answer]:
-        """Every request written, then the answers read as they arrive: one answer per request, in order, all
-        within one `read_timeout` after the last request is written. `before_each` runs before each request is
-        written (a rate cap)."""
-        answers: list[Optional[Answer]] = [None] * len(requests)
-        sent: list[_Sent] = []
-        for index, request in enumerate(requests):
-            before_each()
-            started = time.monotonic()
+        """Every request added to the wave (`before_each` runs before each is added: a rate cap), then the answers
+        as they arrive: one answer per request, in order, each within its deadline."""
+        if not requests:
+            return []
+        if not self._lock.acquire(blocking=False):  # another thread's wave is in flight: one of our own
+            engine = _Engine(self)
             try:
-                route, target, headers = self._prepare(request)
-                connection, write_error = self._write(route, request.method, target, request.body, headers)
-            except Exception as exc:  # noqa: BLE001 - a failure to talk is an answer, never an exception
-                answers[index] = _failure(exc, started)
-                continue
-            sent.append(_Sent(index, request, route, connection, started, write_error))
-        self._collect(sent, answers)
-        return answers  # type: ignore[return-value]
+                return engine.exchange(requests, before_each)
+            finally:
+                engine.close()
+        try:
+            if self._engine is None:
+                self._engine = _Engine(self)
+            return self._engine.exchange(requests, before_each)
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
+        """Closes the kept connections; a later exchange opens new ones."""
         with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
 
-    # --- one request -------------------------------------------------------------------------------------------
-
-    def _prepare(self, request: Request) -> tuple[_Route, str, dict[str, str]]:
-        parts = urlsplit(request.url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {request.url!r}")
-        port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, parts.hostname, port)
-        route = self._routes.get(key)
-        if route is None:
-            route = self._routes[key] = _Route(scheme, parts.hostname, port, _proxy(scheme, parts.hostname))
-        headers = dict(request.headers)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if route.proxy is not None and scheme == "http":  # a plain proxy gets the absolute form
-            target = request.url.split("#", 1)[0]
-            headers.setdefault("Host", parts.netloc.rsplit("@", 1)[-1])
-            if route.proxy[2]:
-                headers["Proxy-Authorization"] = route.proxy[2]
-        return route, target, headers
-
-    def _write(self, route: _Route, method: str, target: str, body: bytes,
-               headers: dict[str, str]) -> tuple[http.client.HTTPConnection, Optional[BaseException]]:
-        """The connection the request was written to, and the error if the server stopped reading part way: it
-        may have answered early (a 413 for a body it will not read) before closing, so the answer is still read."""
-        connection = self._checkout(route)
-        try:
-            if connection.sock is not None:  # a reused connection keeps the last read's deadline otherwise
-                connection.sock.settimeout(self._read_timeout)
-            connection.request(method, target, body=body, headers=headers)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-            return connection, exc
-        except Exception:
-            connection.close()
-            raise
-        return connection, None
-
-    def _collect(self, sent: list[_Sent], answers: list[Optional[Answer]]) -> None:
-        """Read each answer when its connection becomes readable, until the wave's deadline."""
-        deadline = time.monotonic() + self._read_timeout
-        with selectors.DefaultSelector() as selector:
-            for item in sent:
-                try:
-                    selector.register(item.connection.sock, selectors.EVENT_READ, item)
-                except (ValueError, OSError, KeyError) as exc:  # no socket left: the write broke it
-                    item.connection.close()
-                    answers[item.index] = _failure(item.write_error or exc, item.started)
-            while selector.get_map():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                for key, _ in selector.select(remaining):
-                    selector.unregister(key.fileobj)
-                    item = key.data
-                    answers[item.index] = self._settle(item, deadline)
-            # A read can block until the deadline (headers before the body; a TLS session ticket makes a socket
-            # readable before its answer): answers that arrived meanwhile are still read, not called timeouts.
-            for key, _ in selector.select(0) if selector.get_map() else ():
-                selector.unregister(key.fileobj)
-                item = key.data
-                answers[item.index] = self._settle(item, time.monotonic() + _GRACE_SECONDS)
-            for key in list(selector.get_map().values()):
-                item = key.data
-                item.connection.close()
-                answers[item.index] = Answer(None, error=f"timed out: no answer within {self._read_timeout:g} s",
-                                             latency_ms=(time.monotonic() - item.started) * 1000)
-
-    def _settle(self, item: _Sent, deadline: float) -> Answer:
-        """The answer on a readable connection, redirects followed; never raises."""
-        try:
-            answer = self._answer(item.route, item.connection, item.started, deadline, item.write_error)
-            return self._follow(answer, item.request, item.started, deadline)
-        except Exception as exc:  # noqa: BLE001 - a failure to talk is an answer, never an exception
-            item.connection.close()
-            return _failure(exc, item.started)
-
-    def _answer(self, route: _Route, connection: http.client.HTTPConnection, started: float, deadline: float,
-                write_error: Optional[BaseException] = None) -> Answer:
-        try:
-            if connection.sock is not None:
-                connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            response = connection.getresponse()
-            body = response.read()
-        except Exception as exc:  # noqa: BLE001
-            connection.close()
-            return _failure(write_error or exc, started)
-        if response.status < 200:  # an interim answer http.client does not skip (102, 103): no final one read
-            connection.close()
-            return _failure(http.client.HTTPException(f"interim answer {response.status} without a final one"),
-                            started)
-        headers = _Headers((k.lower(), v) for k, v in response.getheaders())
-        if response.will_close or write_error is not None:
-            connection.close()
+    def configure(self, handle: pycurl.Curl, transfer: _Transfer) -> None:
+        """Every option of one request (of one hop of it) on a handle reset to libcurl's defaults."""
+        request = transfer.request
+        handle.reset()
+        handle.setopt(pycurl.URL, transfer.url)
+        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        left_ms = max(1, int((transfer.deadline - time.monotonic()) * 1000))
+        handle.setopt(pycurl.TIMEOUT_MS, left_ms)
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, min(left_ms, int(self.connect_timeout * 1000))))
+        handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" if v else f"{k};" for k, v in request.headers.items()])
+        method = request.method.upper()
+        if method == "GET" and not request.body:
+            handle.setopt(pycurl.HTTPGET, 1)
+        elif method == "HEAD":
+            handle.setopt(pycurl.NOBODY, 1)
         else:
-            self._checkin(route, connection)
-        return Answer(response.status, headers, body, latency_ms=(time.monotonic() - started) * 1000)
-
-    def _follow(self, answer: Answer, request: Request, started: float, deadline: float) -> Answer:
-        """307/308 to the same origin: the request again at the new place (three times at most). A redirect to
-        another origin is not followed: the request carries the partner's credentials."""
-        for _ in range(MAX_REDIRECTS):
-            location = answer.headers.get("location") if answer.status in _REDIRECTS else None
-            if not location:
-                return answer
-            moved = Request(urljoin(request.url, location), request.headers, request.body, request.events,
-                            request.method)
-            if _origin(moved.url) != _origin(request.url):
-                return answer
-            route, target, headers = self._prepare(moved)
-            connection, write_error = self._write(route, moved.method, target, moved.body, headers)
-            answer = self._answer(route, connection, started, deadline, write_error)
-        return answer
-
-    # --- connections -------------------------------------------------------------------------------------------
-
-    def _checkout(self, route: _Route) -> http.client.HTTPConnection:
-        """An idle connection the server has not closed, or a new one."""
-        while True:
-            with self._lock:
-                idle = self._idle.get(route)
-                connection = idle.pop() if idle else None
-            if connection is None:
-                return self._connect(route)
-            if _usable(connection):
-                return connection
-            connection.close()
-
-    def _checkin(self, route: _Route, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(route, [])
-            if len(idle) < self._keep and not self._closed:
-                idle.append(connection)
-                return
-        connection.close()
-
-    def _connect(self, route: _Route) -> http.client.HTTPConnection:
-        host, port = (route.proxy[0], route.proxy[1]) if route.proxy else (route.host, route.port)
-        connection: http.client.HTTPConnection
-        if route.scheme == "https":
-            if self._tls is None:
-                self._tls = ssl.create_default_context()
-            connection = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout, context=self._tls)
-            if route.proxy:
-                auth = {"Proxy-Authorization": route.proxy[2]} if route.proxy[2] else None
-                connection.set_tunnel(route.host, route.port, headers=auth)
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
-        connection.connect()
-        connection.sock.settimeout(self._read_timeout)  # connected: from now on, the wait for each answer
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection
+            handle.setopt(pycurl.POSTFIELDS, request.body)  # sets its size too; pycurl keeps the bytes, no copy
+            if method != "POST":
+                handle.setopt(pycurl.CUSTOMREQUEST, method)
+        handle.setopt(pycurl.WRITEFUNCTION, transfer.write)
+        handle.setopt(pycurl.HEADERFUNCTION, transfer.header)
+        if self._ca_file:
+            handle.setopt(pycurl.CAINFO, self._ca_file)
+            handle.setopt(pycurl.PROXY_CAINFO, self._ca_file)
+        if self._ca_dir:
+            handle.setopt(pycurl.CAPATH, self._ca_dir)
+            handle.setopt(pycurl.PROXY_CAPATH, self._ca_dir)
+        proxy = _upper_case_http_proxy(transfer.url)
+        if proxy:
+            handle.setopt(pycurl.PROXY, proxy)
 
 
-def _usable(connection: http.client.HTTPConnection) -> bool:
-    """False when the server has closed an idle connection (it is readable: EOF) or it has no socket."""
-    sock = connection.sock
-    if sock is None:
-        return False
-    try:
-        poller = select.poll()  # not select.select: it fails for descriptors past 1024
-        poller.register(sock, select.POLLIN)
-        return not poller.poll(0)
-    except (OSError, ValueError):
-        return False
+def _ca_locations() -> tuple[Optional[str], Optional[str]]:
+    """(CA bundle file, CA directory) to verify servers and proxies with."""
+    cafile = next((os.environ[n] for n in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+                   if os.environ.get(n)), None)
+    capath = os.environ.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        paths = ssl.get_default_verify_paths()
+        cafile, capath = paths.cafile, paths.capath
+        if cafile is None and capath is None:
+            try:
+                import certifi  # requests' bundle; installed with it
+
+                cafile = certifi.where()
+            except ImportError:  # libcurl's own default, then
+                pass
+    return cafile, capath
+
+
+def _upper_case_http_proxy(url: str) -> Optional[str]:
+    """HTTP_PROXY for a plain http URL when libcurl would not read it (it reads only the lower-case name)."""
+    if not url[:5].lower() == "http:" or os.environ.get("http_proxy") or os.environ.get("REQUEST_METHOD"):
+        return None
+    return os.environ.get("HTTP_PROXY") or None
 
 
 def _origin(url: str) -> tuple[str, str, Optional[int]]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+    try:
+        port = parts.port
+    except ValueError:
+        return scheme, "", -1
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
 
 
-def _failure(exc: BaseException, started: float) -> Answer:
-    if isinstance(exc, socket.timeout):
-        error = f"timed out: {exc}"
-    else:
-        error = f"{type(exc).__name__}: {exc}"
-    return Answer(None, error=error, latency_ms=(time.monotonic() - started) * 1000)
+def _ms(transfer: _Transfer) -> float:
+    return (time.monotonic() - transfer.started) * 1000
+
+
+def _timed_out(transfer: _Transfer) -> Answer:
+    return Answer(None, error=f"{_CODE_NAMES[pycurl.E_OPERATION_TIMEDOUT]} ({pycurl.E_OPERATION_TIMEDOUT}): "
+                              f"timed out: no answer within the deadline", latency_ms=_ms(transfer))
+
+
+def _curl_error(code: int, message: str, request: Request) -> str:
+    name = _CODE_NAMES.get(code, "CURLE_UNKNOWN")
+    text = message or "no message from libcurl"
+    return _scrub(f"{name} ({code}): {text}", request)
+
+
+def _scrub(text: str, request: Request) -> str:
+    """One line, without the request's credentials, a proxy's password or any secret this process has read."""
+    text = " ".join(text.split())
+    secrets: list[str] = []
+    for name, value in request.headers.items():
+        if name.lower() not in _PUBLIC_HEADERS and value:
+            secrets.append(value)
+            secrets.extend(part for part in value.split() if len(part) >= 6)  # the token of "Bearer <token>"
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        password = urlsplit(os.environ.get(name, "")).password if "@" in os.environ.get(name, "") else None
+        if password:
+            secrets += [password, unquote(password)]
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return REDACTOR(re.sub(r"(://[^/\s:@]*:)[^@\s/]*@", r"\1***@", text))

@@ -329,7 +329,8 @@ def test_an_untrusted_certificate_is_a_failure_not_an_answer(tmp_path) -> None: 
     cert, key = _self_signed(str(tmp_path))
     with _serving_tls(cert, key) as server:
         answer = Transport(2, 5).send(_post(f"https://localhost:{server.server_address[1]}/events"))
-    assert answer.status is None and "CERTIFICATE_VERIFY_FAILED" in answer.error
+    assert answer.status is None and "PEER_FAILED_VERIFICATION" in answer.error  # libcurl's error name
+    assert "certificate" in answer.error
 
 
 def test_a_waves_answers_all_time_out_within_one_read_timeout() -> None:
@@ -364,14 +365,17 @@ def test_a_redirect_to_another_origin_is_not_followed_and_gets_no_credentials() 
     assert answer.status == 307 and other.seen == []
 
 
-def test_an_interim_answer_without_a_final_one_is_a_failure_and_its_connection_is_not_reused() -> None:
+def test_an_interim_answer_is_passed_over_and_the_final_one_read() -> None:
+    # The server sends 103 Early Hints, then its 200. (The previous client could not read past a 103 and failed
+    # the request; libcurl reads interim answers and keeps only the final one's headers.)
     with _serving() as server:
         transport = Transport(2, 5)
         first = transport.send(_post(server.url + "/early-hints"))
         second = transport.send(_post(server.url + "/events", b"second"))
         transport.close()
-    assert first.status is None and "103" in first.error
+    assert (first.status, first.body) == (200, b"ok") and first.headers.get("link") is None
     assert (second.status, second.body) == (200, b"ok")
+    assert len({port for *_, port in server.seen}) == 1  # the connection was kept for the next request
 
 
 def test_an_answer_sent_before_the_body_was_read_is_still_read() -> None:
