@@ -36,6 +36,14 @@ class Parsed(NamedTuple):
     only: Optional[str]  # route to this connector only (a replayed dead letter), or None for every selecting one
 
 
+class Replay(NamedTuple):
+    """A replayed dead letter's record, for the one connector that dropped it. Only the dead-letter source makes
+    these: no attribute of an input message can aim an event at a subset of connectors."""
+
+    data: bytes
+    connector: str
+
+
 class BatchKey(NamedTuple):
     """What events are batched together: a lane's events of one type, hour and shard, for the same connectors."""
 

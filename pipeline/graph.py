@@ -97,5 +97,5 @@ def _sink(lane: Lane, batches: beam.PCollection, job: JobSpec, files: dict[str, 
 
 
 def build_pipeline(pipeline: beam.Pipeline, job: JobSpec) -> JobOutputs:
-    records = pipeline | "source" >> ReadSource(job.source)
+    records = pipeline | "source" >> ReadSource(job.source, job.max_event_bytes)
     return build(records, job)

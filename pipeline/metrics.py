@@ -38,8 +38,15 @@ def collect(result: Any) -> dict[str, dict[str, Any]]:
 def summary_lines(metrics: dict[str, dict[str, Any]]) -> list[str]:
     """A short per-connector summary for the end of a local run."""
     top = metrics.get(PIPELINE, {})
-    lines = [f"events in {top.get('events_in', 0)}, valid {top.get('events_valid', 0)}, "
-             f"invalid {top.get('invalid', 0)}, oversize {top.get('oversize', 0)}"]
+    lines = [f"events in {top.get('events_in', 0)}, valid {top.get('events_valid', 0)} (selected "
+             f"{top.get('selected', 0)}, unselected {top.get('unselected', 0)}), invalid {top.get('invalid', 0)}, "
+             f"oversize {top.get('oversize', 0)}, blank lines {top.get('blank_lines', 0)}"]
+    if top.get("unreadable"):
+        lines.append(f"input that could not be read: {top['unreadable']} (dead letters with reason unreadable name "
+                     "the file and byte offset)")
+    unselected = {k.split(".", 1)[1]: v for k, v in top.items() if k.startswith("unselected.")}
+    if unselected:
+        lines.append("unselected by any connector: " + ", ".join(f"{t} {n}" for t, n in sorted(unselected.items())))
     for ns, values in metrics.items():
         if not ns.startswith(CONNECTOR_PREFIX):
             continue

@@ -15,9 +15,9 @@ from typing import Any, Iterator, Optional, Union
 import apache_beam as beam
 import orjson
 
+from core.records import Replay
 from transforms.generate import GenerateRecords
 from transforms.lines import ReadLineChunks
-from transforms.parse import ATTR_CONNECTOR
 
 
 @dataclass(frozen=True)
@@ -127,32 +127,38 @@ def parse_source(spec: Optional[str]) -> SourceSpec:
     raise ValueError(f"--source={spec!r}: unknown kind {kind!r}; expected file, generate, deadletter, pubsub or kafka")
 
 
-def replay_record(line: bytes) -> Union[bytes, tuple[bytes, dict[str, str]]]:
-    """A dead-letter line back to the record it dropped; a line that is not a dead letter is passed on as is."""
+def replay_record(line: Any) -> Any:
+    """A dead-letter line back to the record it dropped, for the connector that dropped it; a line that is not a
+    dead letter (or a ReadProblem from the reader) is passed on as is, and parse dead-letters it again."""
+    if type(line) is not bytes:
+        return line
     try:
         letter = orjson.loads(line)
         payload = letter["payload"]
         data = base64.b64decode(payload) if letter.get("payload_encoding") == "base64" else payload.encode("utf-8")
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
-        return line  # not a dead letter: parse will dead-letter it again, with this line as payload
+        return line
     connector = letter.get("connector")
-    return (data, {ATTR_CONNECTOR: connector}) if connector else data
+    return Replay(data, connector) if isinstance(connector, str) and connector else data
 
 
 class ReadSource(beam.PTransform):
     """Raw records from `--source`."""
 
-    def __init__(self, spec: SourceSpec) -> None:
+    def __init__(self, spec: SourceSpec, max_event_bytes: Optional[int] = None) -> None:
         super().__init__()
         self._spec = spec
+        self._max = max_event_bytes
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         spec = self._spec
         if isinstance(spec, FileSource):
-            return pbegin | "ReadLines" >> ReadLineChunks(spec.glob)
+            return pbegin | "ReadLines" >> ReadLineChunks(spec.glob, max_line_bytes=self._max)
         if isinstance(spec, DeadLetterSource):
+            # A letter is its record escaped as JSON (or base64) with a few fields around it: room for that.
+            letter_bytes = None if self._max is None else 8 * self._max + 64 * 1024
             return (pbegin
-                    | "ReadDeadLetters" >> ReadLineChunks(spec.glob)
+                    | "ReadDeadLetters" >> ReadLineChunks(spec.glob, max_line_bytes=letter_bytes)
                     | "ToRecords" >> beam.Map(lambda lines: [replay_record(line) for line in lines]))
         if isinstance(spec, GenerateSource):
             if spec.rate is None:

@@ -27,12 +27,15 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from core import chunks
 from core.config import ConnectorBase
-from core.deadletters import UNROUTABLE, dead_letter
+from core.deadletters import INVALID, UNROUTABLE, connector_letter, dead_letter
 from core.lanes import Lane, plan_lanes
 from core.metrics import counter
 from core.records import ROUTED, BatchKey, Parsed, Routed
+from sinks.storage.schemas import known_event_types
 
 REDACTED = "[REDACTED]"
+SELECTED = "selected"  # valid events routed to at least one connector (or, replayed, to their dead letter)
+UNSELECTED = "unselected"  # valid events of a type no connector selects
 DEAD = "_dead"  # no connector id can start with "_": this tag never collides with a connector's lane
 CHUNK = 500  # events per chunk: bounds the router's memory, still amortises shuffle and state overhead
 
@@ -101,6 +104,9 @@ class RouteEvents(beam.DoFn):
         self._chunks: dict[BatchKey, list[bytes]] = {}
         self._first_ts: dict[BatchKey, Timestamp] = {}
         self._routed: dict[str, int] = {}
+        self._failed: list[dict[str, Any]] = []  # dead letters of events that could not be routed to a connector
+        self._selected = 0
+        self._unselected: dict[str, int] = {}
 
     def _select(self, event_type: str) -> list[tuple[str, Optional[Transform], int, tuple[str, ...]]]:
         """(routing's lane id, its transform, its shards, ids of its connectors that select the type) for every
@@ -119,6 +125,10 @@ class RouteEvents(beam.DoFn):
         """One parsed event, or a list of them (a chunk from a batched source)."""
         for item in parsed if isinstance(parsed, list) else (parsed,):
             full = self._route(item, timestamp)
+            if self._failed:
+                for letter in self._failed:
+                    yield TaggedOutput(DEAD, letter)
+                self._failed = []
             if full is None:
                 event, only = item[0], item[3]
                 yield TaggedOutput(DEAD, dead_letter(
@@ -139,7 +149,12 @@ class RouteEvents(beam.DoFn):
             hour_str = self._hours[hour] = hour_string(hour)
         full: list[tuple[BatchKey, list[bytes]]] = []
         routed_to = 0
-        for lane_id, transform, shards, members in self._select(event_type):
+        targets = self._select(event_type)
+        if not targets and only is None:  # no connector selects the type: counted, not lost
+            self._unselected[event_type] = self._unselected.get(event_type, 0) + 1
+        else:
+            self._selected += 1  # a replay with nowhere to go is selected too: it becomes an unroutable letter
+        for lane_id, transform, shards, members in targets:
             shard = zlib.crc32(event["id"].encode("utf-8")) % shards if shards > 1 else 0
             if only is not None:
                 if only not in members:
@@ -149,11 +164,18 @@ class RouteEvents(beam.DoFn):
                 # shards, past the routing's, give their files names of their own (the key's <partition>).
                 shard += shards * (1 + self._positions[lane_id][only])
             # A replayed dead letter (only is set) already went through this connector's transforms.
-            routed = transform(event) if transform and only is None else event
-            if routed is event:  # one encoding, shared by every connector that sees the event unchanged
-                data = encoded = encoded or orjson.dumps(event)
-            else:
-                data = orjson.dumps(routed)
+            try:
+                routed = transform(event) if transform and only is None else event
+                if routed is event:  # one encoding, shared by every connector that sees the event unchanged
+                    data = encoded = encoded or orjson.dumps(event)
+                else:
+                    data = orjson.dumps(routed)
+            except Exception as exc:  # noqa: BLE001 - one event's trouble is its own dead letter, per connector
+                self._failed += [connector_letter(INVALID, f"cannot route for this connector: {type(exc).__name__}: "
+                                                           f"{exc}", event, cid) for cid in members]
+                if only is not None:
+                    routed_to += 1  # it reached its connector, as a dead letter
+                continue
             key = BatchKey(lane_id, event_type, hour_str, shard, members)
             chunk = self._chunks.get(key)
             if chunk is None:
@@ -173,6 +195,13 @@ class RouteEvents(beam.DoFn):
             self._routed[member] = self._routed.get(member, 0) + n
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
+        if self._selected:
+            counter(None, SELECTED).inc(self._selected)
+        if self._unselected:
+            counter(None, UNSELECTED).inc(sum(self._unselected.values()))
+            known = set(known_event_types())
+            for event_type, n in self._unselected.items():  # per type for catalogue types; input names any type
+                counter(None, f"{UNSELECTED}.{event_type if event_type in known else 'other'}").inc(n)
         for key, lines in self._chunks.items():
             self._count(key.members, len(lines))
         for cid, n in self._routed.items():

@@ -131,9 +131,8 @@ class WriteFiles(beam.DoFn):
                 return
         try:
             data, written, misfits = plan.write(events)
-        except (ValueError, TypeError, OverflowError) as exc:
-            yield from self._failed(members, event_type, events, f"{type(exc).__name__}: {exc}", "(not encoded)")
-            return
+        except Exception:  # noqa: BLE001 - an event the encoder cannot take: find it, encode the rest
+            data, written, misfits = self._write_apart(plan, events)
         for event, why in misfits:
             for cid in members:
                 yield TaggedOutput(DEAD, connector_letter(SCHEMA_MISMATCH, why, event, cid))
@@ -145,6 +144,24 @@ class WriteFiles(beam.DoFn):
             return
         for cid in members:
             yield from self._write(self._members[cid], key, batch, plan, data, written)
+
+    @staticmethod
+    def _write_apart(plan: _Plan, events: list[dict[str, Any]]) -> tuple[bytes, list[dict[str, Any]],
+                                                                           list[tuple[dict[str, Any], str]]]:
+        """The batch's file without the events the encoder raised on, which become `schema_mismatch` letters: a
+        record can never fail a batch, let alone a bundle."""
+        good: list[dict[str, Any]] = []
+        misfits: list[tuple[dict[str, Any], str]] = []
+        for event in events:
+            try:
+                _, written, refused = plan.write([event])
+            except Exception as exc:  # noqa: BLE001
+                misfits.append((event, f"cannot encode: {type(exc).__name__}: {exc}"))
+                continue
+            good += written
+            misfits += refused
+        data, written, refused = plan.write(good) if good else (b"", [], [])
+        return data, written, misfits + refused
 
     def _write(self, member: _Member, address: BatchKey, batch: Batch, plan: _Plan, data: bytes,
                events: list[dict[str, Any]]) -> Iterator[Any]:

@@ -134,10 +134,21 @@ def test_a_value_of_the_wrong_type_is_a_schema_mismatch_dead_letter_per_selectin
 
 
 def test_dead_letter_payloads_are_the_dropped_records(job: dict) -> None:
-    bad = {job["lines"][i] for i in job["kinds"]}
-    payloads = {letter["payload"].encode() for letter in job["letters"] if letter["reason"] in ("invalid", "oversize")
+    bad = {job["lines"][i] for i, kind in job["kinds"].items() if kind != "oversize"}
+    payloads = {letter["payload"].encode() for letter in job["letters"] if letter["reason"] == "invalid"
                 and letter.get("payload_encoding") != "base64"}
     assert payloads <= bad and len(payloads) >= len(bad) - 2
+
+
+def test_an_oversize_dead_letter_keeps_the_first_bytes_of_its_record_and_its_full_size(job: dict) -> None:
+    oversize = {orjson.loads(job["lines"][i])["id"]: job["lines"][i]
+                for i, kind in job["kinds"].items() if kind == "oversize"}
+    letters = [letter for letter in job["letters"] if letter["reason"] == "oversize"]
+    assert len(letters) == len(oversize)
+    for letter in letters:
+        line = oversize[letter["event_id"]]
+        assert letter["size"] == len(line) and letter["truncated"] is True
+        assert 0 < len(letter["payload"]) <= 4096 and line.startswith(letter["payload"].encode())
 
 
 def test_counts_reconcile_per_connector(job: dict) -> None:

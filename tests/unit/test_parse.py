@@ -10,9 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from apache_beam.pvalue import TaggedOutput
+from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
-from transforms.parse import ATTR_CONNECTOR, DEAD, MAX_TIME, InvalidRecord, ParseEvents, parse_event
+from core.records import Replay
+
+from transforms.parse import DEAD, MAX_TIME, InvalidRecord, ParseEvents, parse_event
 
 HOUR = 3600
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -194,9 +197,15 @@ def test_publish_mode_without_a_timestamp_uses_arrival_time() -> None:
     assert before <= hour <= int(time.time()) // HOUR
 
 
-def test_connector_attribute_comes_out_as_only_connector() -> None:
-    [(_, _, _, only)] = run(ParseEvents(921_600, "publish"), (record(), {ATTR_CONNECTOR: "warehouse"}))
+def test_a_replayed_record_comes_out_for_its_connector_only() -> None:
+    [(_, _, _, only)] = run(ParseEvents(921_600, "publish"), Replay(record(), "warehouse"))
     assert only == "warehouse"
+
+
+def test_no_message_attribute_can_aim_an_event_at_one_connector() -> None:
+    message = PubsubMessage(record(), {"currents_connector": "warehouse", "connector": "warehouse"})
+    [(_, _, _, only)] = run(ParseEvents(921_600, "publish"), message)
+    assert only is None
 
 
 def test_event_type_attribute_fills_a_missing_event_type() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.sources import DeadLetterSource, FileSource, GenerateSource, parse_source, replay_record
 from core.deadletters import dead_letter
-from transforms.parse import ATTR_CONNECTOR
+from core.records import Replay
 
 # --- accepted forms ---------------------------------------------------------------------------------------------
 
@@ -103,9 +103,9 @@ def test_replay_decodes_a_base64_payload() -> None:
 
 def test_replay_of_a_connector_letter_aims_the_record_at_that_connector() -> None:
     event = {"id": "e1", "event_type": "a.B", "time": 1}
-    data, attributes = replay_record(line(dead_letter("rejected", "HTTP 400", event, connector="amp")))
-    assert orjson.loads(data) == event
-    assert attributes == {ATTR_CONNECTOR: "amp"}
+    replay = replay_record(line(dead_letter("rejected", "HTTP 400", event, connector="amp")))
+    assert isinstance(replay, Replay) and replay.connector == "amp"
+    assert orjson.loads(replay.data) == event
 
 
 def test_replay_of_a_letter_without_connector_has_no_attributes() -> None:
