@@ -39,6 +39,7 @@ import select
 import ssl
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
@@ -94,7 +95,7 @@ class _Headers(dict):
 class _Transfer:
     """One request of a wave: where it is, what has come back so far."""
 
-    __slots__ = ("index", "request", "url", "started", "deadline", "hops", "cap", "body", "headers", "cut")
+    __slots__ = ("index", "request", "url", "started", "deadline", "hops", "cap", "body", "lines", "cut")
 
     def __init__(self, index: int, request: Request, started: float, deadline: float, cap: int) -> None:
         self.index = index
@@ -105,7 +106,7 @@ class _Transfer:
         self.hops = 0
         self.cap = cap
         self.body = bytearray()
-        self.headers = _Headers()
+        self.lines: list[bytes] = []  # header lines as libcurl hands them over (HEADERFUNCTION is lines.append)
         self.cut = False  # the answer was longer than cap: the transfer was aborted
 
     def write(self, data: bytes) -> Optional[int]:
@@ -118,14 +119,20 @@ class _Transfer:
         self.cut = True
         return 0
 
-    def header(self, line: bytes) -> None:
-        """libcurl's HEADERFUNCTION: one header line; a status line starts a new answer (after a 1xx)."""
-        if line[:5] == b"HTTP/":
-            self.headers = _Headers()
-            return
-        name, colon, value = line.decode("latin-1").partition(":")
-        if colon:
-            self.headers[name.strip().lower()] = value.strip()
+    def headers(self) -> _Headers:
+        """The final answer's headers: those after the last status line (an interim 1xx has its own)."""
+        lines = self.lines
+        start = 0
+        for number in range(len(lines) - 1, -1, -1):
+            if lines[number][:5] == b"HTTP/":
+                start = number + 1
+                break
+        headers = _Headers()
+        for line in lines[start:]:
+            name, colon, value = line.decode("latin-1").partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        return headers
 
 
 class _Engine:
@@ -221,7 +228,7 @@ class _Engine:
             raise failure[0]
 
     def _start(self, transfer: _Transfer) -> None:
-        handle = self._idle.pop() if self._idle else pycurl.Curl()
+        handle = self._idle.pop() if self._idle else self._owner.new_handle()
         try:
             self._owner.configure(handle, transfer)
             self._multi.add_handle(handle)
@@ -289,14 +296,14 @@ class _Engine:
         status = int(handle.getinfo(pycurl.RESPONSE_CODE) or 0)
         self._end(handle)
         if code == 0 and status in _REDIRECTS and transfer.hops < MAX_REDIRECTS:
-            location = transfer.headers.get("location")
+            location = transfer.headers().get("location")
             target = urljoin(transfer.url, location) if location else ""
             if target and _origin(target) == _origin(transfer.request.url):  # elsewhere: the 307 is the answer
                 if time.monotonic() >= transfer.deadline:
                     answers[transfer.index] = _timed_out(transfer)
                     return
                 transfer.url, transfer.hops = target, transfer.hops + 1
-                transfer.body, transfer.headers, transfer.cut = bytearray(), _Headers(), False
+                transfer.body, transfer.lines, transfer.cut = bytearray(), [], False
                 try:
                     self._start(transfer)
                 except Exception as exc:  # noqa: BLE001
@@ -305,7 +312,8 @@ class _Engine:
                 return
         if status and (code == 0 or (code == pycurl.E_WRITE_ERROR and transfer.cut)):
             error = f"answer cut at {transfer.cap} bytes" if transfer.cut else ""
-            answers[transfer.index] = Answer(status, transfer.headers, bytes(transfer.body), error, _ms(transfer))
+            answers[transfer.index] = Answer(status, transfer.headers(), bytes(transfer.body), error,
+                                             _ms(transfer))
             return
         if code == 0:  # no status line at all: nothing to decide on
             code, message = pycurl.E_WEIRD_SERVER_REPLY, "no HTTP status"
@@ -336,6 +344,7 @@ class Transport:
         self.connections = max(connections, 1)  # idle connections kept
         self.max_answer_bytes = max(max_answer_bytes, 0)
         self._ca_file, self._ca_dir = _ca_locations()
+        self._shapes: "weakref.WeakKeyDictionary[pycurl.Curl, tuple[Any, ...]]" = weakref.WeakKeyDictionary()
         self.paced = False  # `before_each` has been seen to wait (see _Engine._pace)
         self._lock = threading.Lock()
         self._engine: Optional[_Engine] = None
@@ -368,38 +377,52 @@ class Transport:
         if engine is not None:
             engine.close()
 
-    def configure(self, handle: pycurl.Curl, transfer: _Transfer) -> None:
-        """Every option of one request (of one hop of it) on a handle reset to libcurl's defaults."""
-        request = transfer.request
-        handle.reset()
-        handle.setopt(pycurl.URL, transfer.url)
+    def new_handle(self) -> pycurl.Curl:
+        handle = pycurl.Curl()
+        self._constants(handle)
+        return handle
+
+    def _constants(self, handle: pycurl.Curl) -> None:
+        """The options every request has: set when a handle is made or reset."""
         handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         handle.setopt(pycurl.NOSIGNAL, 1)
         handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-        left_ms = max(1, int((transfer.deadline - time.monotonic()) * 1000))
-        handle.setopt(pycurl.TIMEOUT_MS, left_ms)
-        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, min(left_ms, int(self.connect_timeout * 1000))))
-        handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" if v else f"{k};" for k, v in request.headers.items()])
-        method = request.method.upper()
-        if method == "GET" and not request.body:
-            handle.setopt(pycurl.HTTPGET, 1)
-        elif method == "HEAD":
-            handle.setopt(pycurl.NOBODY, 1)
-        else:
-            handle.setopt(pycurl.POSTFIELDS, request.body)  # sets its size too; pycurl keeps the bytes, no copy
-            if method != "POST":
-                handle.setopt(pycurl.CUSTOMREQUEST, method)
-        handle.setopt(pycurl.WRITEFUNCTION, transfer.write)
-        handle.setopt(pycurl.HEADERFUNCTION, transfer.header)
         if self._ca_file:
             handle.setopt(pycurl.CAINFO, self._ca_file)
             handle.setopt(pycurl.PROXY_CAINFO, self._ca_file)
         if self._ca_dir:
             handle.setopt(pycurl.CAPATH, self._ca_dir)
             handle.setopt(pycurl.PROXY_CAPATH, self._ca_dir)
+
+    def configure(self, handle: pycurl.Curl, transfer: _Transfer) -> None:
+        """The options of one request (of one hop of it). A handle whose last request had another shape (method,
+        a proxy set here) is reset to libcurl's defaults first; otherwise each option below replaces the last."""
+        request = transfer.request
+        method = request.method.upper()
         proxy = _upper_case_http_proxy(transfer.url)
-        if proxy:
-            handle.setopt(pycurl.PROXY, proxy)
+        shape = (method, bool(request.body), proxy)
+        if self._shapes.get(handle) != shape:
+            if handle in self._shapes:
+                handle.reset()
+                self._constants(handle)
+            self._shapes[handle] = shape
+            if method == "GET" and not request.body:
+                handle.setopt(pycurl.HTTPGET, 1)
+            elif method == "HEAD":
+                handle.setopt(pycurl.NOBODY, 1)
+            elif method != "POST":
+                handle.setopt(pycurl.CUSTOMREQUEST, method)
+            if proxy:
+                handle.setopt(pycurl.PROXY, proxy)
+        handle.setopt(pycurl.URL, transfer.url)
+        left_ms = max(1, int((transfer.deadline - time.monotonic()) * 1000))
+        handle.setopt(pycurl.TIMEOUT_MS, left_ms)
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, min(left_ms, int(self.connect_timeout * 1000))))
+        handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" if v else f"{k};" for k, v in request.headers.items()])
+        if method not in ("GET", "HEAD") or request.body:
+            handle.setopt(pycurl.POSTFIELDS, request.body)  # sets its size too; pycurl keeps the bytes, no copy
+        handle.setopt(pycurl.WRITEFUNCTION, transfer.write)
+        handle.setopt(pycurl.HEADERFUNCTION, transfer.lines.append)  # a C call per line, parsed once at the end
 
 
 def _ca_locations() -> tuple[Optional[str], Optional[str]]:
