@@ -11,7 +11,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["core", "core.*", "pipeline", "pipeline.*", "transforms", "transforms.*", "sinks", "sinks.*"]),
+    packages=find_packages(include=["core", "core.*", "pipeline", "pipeline.*", "transforms", "transforms.*", "sinks",
+                                    "sinks.*"]),
     package_data={"sinks.storage": ["schemas/*.avsc"]},
     include_package_data=True,
     install_requires=[

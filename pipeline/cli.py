@@ -10,12 +10,15 @@ connector saying whether it worked.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 import uuid
 from typing import Any, Optional, Sequence, TextIO
 
 import orjson
+
+from core.secrets import install_log_redaction, redact
 
 from pipeline.config import ConfigError, ConnectorBase, HttpConnectorBase, StorageConnector, load_config
 from sinks.storage.schemas import known_event_types, load_schema
@@ -67,10 +70,13 @@ def validate(connectors: Sequence[ConnectorBase], out: TextIO) -> None:
     for c in connectors:
         types = selected_types(c)
         events = "all" if c.events is None else f"{len(types)} types ({', '.join(c.events)})"
-        rows.append((c.id, c.type, c.destination(), events, _batching(c)))
+        rows.append((c.id, c.type, redact(c.destination()), events, _batching(c)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+    for c in connectors:
+        if c.events is not None and not selected_types(c):
+            out.write(f"warning: connector {c.id}: events {', '.join(c.events)} match no catalogue event type\n")
 
 
 def _test_storage(connector: StorageConnector, events: list[dict[str, Any]]) -> str:
@@ -122,11 +128,13 @@ def test_events(connectors: Sequence[ConnectorBase], out: TextIO) -> bool:
         else:
             line = _test_partner(c, events)  # type: ignore[arg-type]
         all_ok &= line.startswith("ok")
-        out.write(f"{c.id} ({c.type}): {line}\n")
+        out.write(redact(f"{c.id} ({c.type}): {line}") + "\n")
     return all_ok
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     parser = argparse.ArgumentParser(prog="currents", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("validate", "check the config; one row per connector, no secrets"),
@@ -139,7 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = load_config(args.connectors)
     except ConfigError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {redact(str(exc))}\n")
         return 2
     if args.command == "validate":
         validate(config.connectors, sys.stdout)

@@ -12,18 +12,22 @@ import os
 import shutil
 import sys
 from dataclasses import replace
-from typing import NoReturn, Optional, Sequence, TextIO
+from typing import Any, NamedTuple, NoReturn, Optional, Sequence, TextIO
 
 import apache_beam as beam
 import orjson
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
+from core.deadletters import (CREDENTIALS_EXPIRED, DRAINED, EXPIRED, PARKING_FULL, REJECTED, TOO_LARGE, UNREADABLE,
+                              WRITE_FAILED)
+from core.metrics import PIPELINE
+from core.progress import TALLY, Reporter
 from core.runs import new_run_token
 from core.secrets import env_names, install_log_redaction, redact
 from pipeline.config import ConfigError, StorageConnector, dumps_public, load_config, secret_refs
 from pipeline.graph import JobSpec, build_pipeline
-from pipeline.metrics import collect, summary_lines
+from pipeline.metrics import collect, progress_line, summary_lines
 from pipeline.options import EVENT_TIME_MODES, CurrentsOptions
 from pipeline.sources import (
     DeadLetterSource,
@@ -39,6 +43,24 @@ from sinks.storage.schemas import known_event_types
 
 _LOG = logging.getLogger("pipeline")
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"}
+
+
+# Exit codes of `python -m pipeline` (README "Exit codes"). 1 stays Python's own: a crash, which is a bug.
+EXIT_OK = 0  # every valid event was delivered (bad input lines are dead letters, as expected)
+EXIT_LAUNCH = 2  # the run could not start: a bad option or config, said in one line
+EXIT_DESTINATION = 3  # a destination failed: some events are dead letters for a connector (see the summary)
+EXIT_UNREADABLE = 4  # some input could not be read (dead letters with reason unreadable name the file and offset)
+DESTINATION_FAILURES = (WRITE_FAILED, EXPIRED, CREDENTIALS_EXPIRED, PARKING_FULL, DRAINED, REJECTED, TOO_LARGE)
+
+
+def exit_code(metrics: dict[str, dict[str, Any]]) -> int:
+    """What a finished local run's counters say: a destination failure first, then input not read whole."""
+    top = metrics.get(PIPELINE, {})
+    if any(top.get(f"dead_letters.{reason}") for reason in DESTINATION_FAILURES):
+        return EXIT_DESTINATION
+    if top.get(f"dead_letters.{UNREADABLE}") or top.get(UNREADABLE):
+        return EXIT_UNREADABLE
+    return EXIT_OK
 
 
 class LaunchError(ValueError):
@@ -249,7 +271,13 @@ def _make_pipeline(options: PipelineOptions, streaming: bool) -> beam.Pipeline:
         raise LaunchError(f"--runner: {' '.join(str(exc).split())}") from None
 
 
-def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineResult:
+class RunReport(NamedTuple):
+    result: Any  # Beam's PipelineResult
+    metrics: dict[str, dict[str, Any]]  # every counter of a local run; empty for a submitted one
+    exit_code: int
+
+
+def run(argv: Optional[Sequence[str]] = None) -> RunReport:
     argv = list(sys.argv[1:] if argv is None else argv)
     check_unknown_options(argv)
     options = PipelineOptions(argv)
@@ -282,25 +310,27 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
         tune_collector()
     else:
         gc.enable()
-    try:
-        result = pipeline.run()
-    except (OSError, RuntimeError, ValueError) as exc:
-        if local:
-            raise
-        # Submission: a job server or jar that cannot be fetched or started, an endpoint that does not answer.
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise LaunchError(f"--runner={options.view_as(StandardOptions).runner}: cannot submit the job: "
-                          f"{first.strip()}") from None
     if not local:
+        try:
+            result = pipeline.run()
+        except (OSError, RuntimeError, ValueError) as exc:
+            # Submission: a job server or jar that cannot be fetched or started, an endpoint that does not answer.
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise LaunchError(f"--runner={options.view_as(StandardOptions).runner}: cannot submit the job: "
+                              f"{first.strip()}") from None
         _LOG.info("job submitted; not waiting for it (state %s)", result.state)
-        return result
-    result.wait_until_finish()
+        return RunReport(result, {}, EXIT_OK)
+    TALLY.clear()
+    with Reporter(lambda tally, seconds: _LOG.info("%s", progress_line(tally, seconds))):
+        result = pipeline.run()  # a local runner runs the whole job here (FnApiRunner) or from here on
+        result.wait_until_finish()
     metrics = collect(result)
     if opts.metrics_out:
         _write_metrics(opts.metrics_out, metrics)
-    for line in summary_lines(metrics):
-        _LOG.info("%s", line)
-    return result
+    code = exit_code(metrics)
+    for line in summary_lines(metrics, job.config.connectors, job.dead_letter):
+        _LOG.log(logging.WARNING if code != EXIT_OK else logging.INFO, "%s", line)
+    return RunReport(result, metrics, code)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -312,7 +342,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print_help(sys.stdout)
         return
     try:
-        run(args)
+        report = run(args)
     except LaunchError as exc:
         sys.stderr.write(f"error: {redact(str(exc))}\n")
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_LAUNCH) from None
+    if report.exit_code != EXIT_OK:
+        raise SystemExit(report.exit_code)
