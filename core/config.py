@@ -96,6 +96,13 @@ class ConnectorBase(Model):
     id: str = Field(pattern=CONNECTOR_ID, description="connector id; also the integration id in object keys")
     events: Optional[list[str]] = Field(default=None, description="glob patterns of event types; omitted = all")
     field_transforms: dict[str, Literal["hash", "remove"]] = Field(default_factory=dict)
+    # Holding a destination that keeps failing (sinks/parking.py), the same for stores and partners:
+    probe_interval_seconds: float = Field(default=180, gt=0, le=24 * 3600, description="between two probes")
+    retry_window_hours: float = Field(default=24, gt=0, le=24 * 30, description="held on errors, then expired")
+    credential_grace_hours: float = Field(default=48, gt=0, le=24 * 30,
+                                          description="held while credentials are refused, then expired")
+    max_parked_events: int = Field(default=100_000, ge=1, le=10_000_000, description="held at most; the rest "
+                                                                                      "are parking_full")
 
     @field_validator("field_transforms")
     @classmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Optional, Union
 
 import apache_beam as beam
-from apache_beam.coders import FastPrimitivesCoder, FloatCoder, StrUtf8Coder, TupleCoder, VarIntCoder
+from apache_beam.coders import BytesCoder, FastPrimitivesCoder, FloatCoder, StrUtf8Coder, TupleCoder, VarIntCoder
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.typehints import Tuple
 from apache_beam.utils.timestamp import Duration
@@ -125,6 +125,10 @@ class BatchCoder(beam.coders.Coder):
         return Batch
 
 
+RETRYABLE = "retryable"  # held after retries ran out: gives up after retry_window_hours
+CREDENTIALS = "credentials"  # held while credentials are refused: gives up after credential_grace_hours
+
+
 class ParkedBatch(NamedTuple):
     """Events held back because their destination keeps failing (sinks/parking.py)."""
 
@@ -132,10 +136,12 @@ class ParkedBatch(NamedTuple):
     since: float  # when they first failed: the window runs from then
     error: str  # the last failure, for the dead letters if they expire
     events: list[dict[str, Any]]
-
+    address: str = ""  # a store's file: the object key it goes to (the same key on every try)
+    payload: bytes = b""  # a store's file: its bytes as first encoded, so a retry writes (and checks) the same
 
 class ParkedBatchCoder(beam.coders.Coder):
-    _inner = TupleCoder([StrUtf8Coder(), FloatCoder(), StrUtf8Coder(), FastPrimitivesCoder()])
+    _inner = TupleCoder([StrUtf8Coder(), FloatCoder(), StrUtf8Coder(), FastPrimitivesCoder(), StrUtf8Coder(),
+                         BytesCoder()])
 
     def encode(self, value: ParkedBatch) -> bytes:
         return self._inner.encode(value)

@@ -13,18 +13,20 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import apache_beam as beam
 
 from core.buffer import Hold
 from core.lanes import Lane, plan_lanes
 from core.records import PARKED as PARKED_TYPE
+from core.runs import new_run_token
 from pipeline.config import CurrentsConfig, HttpConnectorBase, StorageConnector
 from pipeline.sources import ReadSource, SourceSpec
 from sinks.deadletter import WriteDeadLetters
 from sinks.http.deliver import PARKED, DeliverBatches
 from sinks.http.parking import Park
+from sinks.storage.holding import HoldFiles
 from sinks.storage.writer import WriteFiles
 from transforms.batch import Batching
 from transforms.parse import DEAD, ParseEvents
@@ -43,8 +45,14 @@ class JobSpec:
     max_event_bytes: int
     event_time: str
     streaming: bool
-    run_token: int = field(default_factory=lambda: int(time.time()))
+    run_token: int = field(default_factory=new_run_token)
     clock: Callable[[], float] = time.time  # processing-time clock of the flush timers (tests inject one)
+    bounded_hold_seconds: Optional[float] = None  # a bounded run holds a failing destination this long at most
+
+    @property
+    def hold_limit(self) -> Optional[float]:
+        """How long a failing destination is held at most: a bounded run must end (streaming: the windows)."""
+        return None if self.streaming else self.bounded_hold_seconds
 
 
 @dataclass
@@ -83,17 +91,22 @@ def _sink(lane: Lane, batches: beam.PCollection, job: JobSpec, files: dict[str, 
             _LOG.info("connectors %s share one lane (same format, codec, field transforms, batching and shards): "
                       "each file is encoded once and written to each", ", ".join(c.id for c in lane.members))
         members = [c for c in lane.members if isinstance(c, StorageConnector)]  # a lane's members are alike
-        written = batches | f"{name}/write" >> beam.ParDo(WriteFiles(members)).with_outputs(DEAD, main="files")
+        written = batches | f"{name}/write" >> beam.ParDo(WriteFiles(
+            members, clock=job.clock, bounded_limit=job.hold_limit)).with_output_types(
+            Any, **{PARKED: PARKED_TYPE, DEAD: Any}).with_outputs(DEAD, PARKED, main="files")
         for member in lane.members:
             files[member.id] = written.files if not lane.shared else (
                 written.files | f"{name}/files-of/{member.id}" >> beam.Filter(
                     lambda file, cid=member.id: file.connector == cid))
-        return [written[DEAD]]
+        held = written[PARKED] | f"{name}/hold" >> HoldFiles(members, job.streaming, job.clock,
+                                                             bounded_limit=job.hold_limit)
+        return [written[DEAD], held]
     assert isinstance(connector, HttpConnectorBase)
     sent = batches | f"{name}/deliver" >> beam.ParDo(DeliverBatches(connector, job.clock)).with_output_types(
         Any, **{PARKED: PARKED_TYPE, DEAD: Any}).with_outputs(DEAD, PARKED, main="delivered")
     delivered[connector.id] = sent.delivered
-    return [sent[DEAD], sent[PARKED] | f"{name}/park" >> Park(connector, job.streaming, job.clock)]
+    return [sent[DEAD], sent[PARKED] | f"{name}/park" >> Park(connector, job.streaming, job.clock,
+                                                              bounded_limit=job.hold_limit)]
 
 
 def build_pipeline(pipeline: beam.Pipeline, job: JobSpec) -> JobOutputs:

@@ -185,8 +185,11 @@ def job_from_options(options: PipelineOptions) -> JobSpec:
             except ValueError as exc:
                 raise LaunchError(f"connector {connector.id!r}: field 'codec': {exc}") from None
     streaming = bool(options.view_as(StandardOptions).streaming) or not source.bounded
+    if opts.bounded_hold_minutes is None or not 0 < opts.bounded_hold_minutes <= 7 * 24 * 60:
+        raise LaunchError("--bounded_hold_minutes must be a number of minutes above 0 (at most a week)")
     return JobSpec(source=source, config=config, dead_letter=opts.dead_letter, max_event_bytes=opts.max_event_bytes,
-                   event_time=opts.event_time, streaming=streaming, run_token=new_run_token())
+                   event_time=opts.event_time, streaming=streaming, run_token=new_run_token(),
+                   bounded_hold_seconds=opts.bounded_hold_minutes * 60)
 
 
 def _runner(options: PipelineOptions, streaming: bool):  # noqa: ANN202 - a Beam runner or its name

@@ -6,6 +6,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 DEFAULT_MAX_EVENT_BYTES = 921_600  # 900 KiB: the reference drops larger records
 EVENT_TIME_MODES = ("publish", "field")
+DEFAULT_BOUNDED_HOLD_MINUTES = 5.0
 
 
 class CurrentsOptions(PipelineOptions):
@@ -27,6 +28,11 @@ class CurrentsOptions(PipelineOptions):
         parser.add_argument(
             "--event_time", default="publish",
             help="which time picks the date= hour: publish (arrival/publish time) or field (the event's `time`)")
+        parser.add_argument(
+            "--bounded_hold_minutes", type=float, default=DEFAULT_BOUNDED_HOLD_MINUTES,
+            help="a bounded run (file, deadletter, generate without rate) holds a failing destination at most this "
+                 "long, then its events are expired / credentials_expired dead letters; streaming runs hold for "
+                 "retry_window_hours / credential_grace_hours")
         parser.add_argument(
             "--metrics_out", default=None,
             help="write every counter of the run to this JSON file when the run ends")

@@ -13,21 +13,31 @@ the partners' is in sinks/http/parking.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Optional
 
 from core.buffer import HoldPolicy, Numbering, Why
-from core.deadletters import DRAINED, PARKING_FULL
-from core.records import ParkedBatch, ParkedBatchCoder
+from core.config import ConnectorBase
+from core.deadletters import CREDENTIALS_EXPIRED, DRAINED, EXPIRED, PARKING_FULL
+from core.records import CREDENTIALS, RETRYABLE, ParkedBatch, ParkedBatchCoder
 
 HOUR = 3600.0
 Letter = dict[str, Any]
+_LOG = logging.getLogger(__name__)
+BOUNDED_PROBES = 5  # a bounded run probes at least this often within its hold limit
 
 
 @dataclass(frozen=True)
 class Window:
     seconds: float  # how long a batch of this kind may stay parked
     reason: str  # the dead-letter reason of its events when that time is up
+    setting: str = ""  # the option or field that sets it, for the dead letters and logs
+
+    def describe(self) -> str:
+        span = f"{self.seconds / HOUR:g} h" if self.seconds >= HOUR else f"{self.seconds:g} s"
+        return f"{span} ({self.setting})" if self.setting else span
 
 
 @dataclass(frozen=True)
@@ -37,11 +47,37 @@ class ParkingRules:
     probe_seconds: float  # between two checks of the destination
     cap_name: str = "max_events"  # the cap's name in dead letters (the config field)
 
+    def bounded(self, limit_seconds: Optional[float]) -> "ParkingRules":
+        """The rules of a bounded run (a file, dead-letter or generator source): it must end, so nothing is held
+        longer than `limit_seconds` (`--bounded_hold_minutes`), and it probes often enough within that."""
+        if limit_seconds is None:
+            return self
+        windows = {kind: window if window.seconds <= limit_seconds else
+                   Window(limit_seconds, window.reason, "--bounded_hold_minutes, the most a bounded run holds")
+                   for kind, window in self.windows.items()}
+        return replace(self, windows=windows,
+                       probe_seconds=min(self.probe_seconds, max(1.0, limit_seconds / BOUNDED_PROBES)))
+
+
+def connector_rules(connector: ConnectorBase, bounded_limit: Optional[float] = None) -> ParkingRules:
+    """A connector's holding rules (the same fields for stores and partners); a bounded run's are capped."""
+    return ParkingRules(
+        windows={RETRYABLE: Window(connector.retry_window_hours * HOUR, EXPIRED, "retry_window_hours"),
+                 CREDENTIALS: Window(connector.credential_grace_hours * HOUR, CREDENTIALS_EXPIRED,
+                                     "credential_grace_hours")},
+        max_events=connector.max_parked_events, probe_seconds=connector.probe_interval_seconds,
+        cap_name="max_parked_events").bounded(bounded_limit)
+
+
+def _at(when: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(when))
+
 
 class Destination:
     """Where parked batches go again. `ready` and `retry` run on the worker, after `open`."""
 
     rules: ParkingRules
+    name: str  # the connector, in log lines
 
     def open(self) -> None:
         """On the worker, before the first batch."""
@@ -63,6 +99,12 @@ class Destination:
     def after_probe(self, kept: list[ParkedBatch]) -> None:
         """After a probe cycle with `kept` still parked (e.g. read credentials again before the next)."""
 
+    def arrived(self, batch: ParkedBatch) -> bool:
+        """Before a batch's events become dead letters: whether it reached the destination after all (a write
+        that was applied although its answer was lost). Partners say no: their insert ids make a resend harmless,
+        and nothing can be asked of them."""
+        return False
+
 
 def letters(destination: Destination, reason: str, error: str, events: Iterable[dict[str, Any]]) -> list[Letter]:
     return [destination.letter(reason, error, event) for event in events]
@@ -75,11 +117,14 @@ def expire(destination: Destination, parked: list[ParkedBatch],
     dead: list[Letter] = []
     for batch in parked:
         window = destination.rules.windows[batch.kind]
-        if now - batch.since >= window.seconds:
-            dead += letters(destination, window.reason, f"still failing after {window.seconds / HOUR:g} h: "
-                                                        f"{batch.error}", batch.events)
-        else:
+        if now - batch.since < window.seconds:
             keep.append(batch)
+        elif not destination.arrived(batch):
+            _LOG.warning("connector %s: gave up on %d events held since %s: still failing after %s: %s; they are "
+                         "%s dead letters", destination.name, len(batch.events), _at(batch.since), window.describe(),
+                         batch.error, window.reason)
+            dead += letters(destination, window.reason, f"still failing after {window.describe()}: {batch.error}",
+                            batch.events)
     return keep, dead
 
 
@@ -127,18 +172,48 @@ class Parking(HoldPolicy[Any, ParkedBatch]):
         return len(value.events), 0
 
     def admit(self, value: ParkedBatch, held: int) -> tuple[Optional[ParkedBatch], list[Letter]]:
+        if held == 0:
+            self._failing(value, held_batches=1, held_events=len(value.events))
         batch, overflow = admit(self._destination, value, held)
         return (batch if batch.events else None), overflow
 
+    def _failing(self, batch: ParkedBatch, held_batches: int, held_events: int) -> None:
+        """One line when a destination starts failing: what, how much is held, when it is probed and given up."""
+        rules = self._destination.rules
+        window = rules.windows[batch.kind]
+        _LOG.warning("connector %s: failing (%s): holding %d batches (%d events); next probe in %g s, gives up "
+                     "after %s", self._destination.name, batch.error, held_batches, held_events,
+                     rules.probe_seconds, window.describe())
+
     def release(self, key: Any, values: Iterable[ParkedBatch], why: Why, now: float,
                 numbering: Numbering) -> tuple[list[ParkedBatch], list[Letter]]:
+        values = list(values)
         if why is Why.COMPLETE:  # bounded: everything waits for the first probe
-            return list(values), []
-        kept, dead = probe(self._destination, list(values), now)
+            if values:
+                self._failing(min(values, key=lambda b: b.since), len(values), sum(len(b.events) for b in values))
+            return values, []
+        kept, dead = probe(self._destination, values, now)
         if why is Why.DRAIN:  # the stream ends (drain, or the end of bounded input): the rest are dead letters
             for batch in kept:
                 dead += letters(self._destination, DRAINED, f"the job ended while parked: {batch.error}",
                                 batch.events)
+            if kept:
+                _LOG.warning("connector %s: the job ended with %d events held: they are drained dead letters",
+                             self._destination.name, sum(len(b.events) for b in kept))
             return [], dead
         self._destination.after_probe(kept)
+        self._report(values, kept, now)
         return kept, dead
+
+    def _report(self, before: list[ParkedBatch], kept: list[ParkedBatch], now: float) -> None:
+        name = self._destination.name
+        if not kept:
+            if before:
+                _LOG.info("connector %s: recovered: %d held batches (%d events) sent or settled", name, len(before),
+                          sum(len(b.events) for b in before))
+            return
+        oldest = min(kept, key=lambda b: b.since)
+        gives_up = oldest.since + self._destination.rules.windows[oldest.kind].seconds
+        _LOG.warning("connector %s: still failing (%s): %d batches (%d events) held; next probe at %s, gives up at "
+                     "%s", name, kept[-1].error, len(kept), sum(len(b.events) for b in kept),
+                     _at(now + self._destination.rules.probe_seconds), _at(gives_up))

@@ -37,12 +37,10 @@ from sinks.http.plan import Encoded, plan_requests
 from sinks.http.retry import Verdict, classify, retry_after_seconds, status_class
 from sinks.http.transport import Answer, Transport
 from sinks.retry import Backoff
-from core.records import Batch, ParkedBatch, events_of
+from core.records import CREDENTIALS, RETRYABLE, Batch, ParkedBatch, events_of
 
 DEAD = "dead"
 PARKED = "parked"
-RETRYABLE = "retryable"  # parked after retries ran out: gives up after retry_window_hours
-CREDENTIALS = "credentials"  # parked after 401/403/404: gives up after credential_grace_hours
 _LOG = logging.getLogger(__name__)
 
 Exchange = Callable[..., list[Answer]]  # (requests, before_each) → their answers, in order: Transport.exchange
@@ -358,7 +356,9 @@ class DeliverBatches(PartnerDoFn):
             yield WindowedValue(outcome.delivered, timestamp, (window,))
         parked = outcome.parked
         if parked is not None:
-            self._open_until = sent_at + self._c.probe_interval_seconds
+            # The breaker's window starts when the batch failed, not when it was sent: against a partner that
+            # hangs, the next batches then go straight to parking instead of each paying the full timeout.
+            self._open_until = self._clock() + self._c.probe_interval_seconds
             self._open_kind = parked.kind
             self._parked.inc()
             yield TaggedOutput(PARKED, WindowedValue((self._c.id, parked), timestamp, (window,)))

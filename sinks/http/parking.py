@@ -15,24 +15,16 @@ from typing import Any, Callable, Optional
 import apache_beam as beam
 
 from core.buffer import Hold
-from core.deadletters import CREDENTIALS_EXPIRED, EXPIRED, connector_letter
+from core.deadletters import connector_letter
 from core.metrics import counter
 from core.records import ParkedBatch
-from sinks.http.deliver import CREDENTIALS, RETRYABLE, Deliverer, PartnerLink
+from sinks.http.deliver import CREDENTIALS, Deliverer, PartnerLink
 from sinks.http.partners.base import HttpConnectorBase
 from sinks.http.retry import Verdict, classify
-from sinks.parking import HOUR, Destination, Letter, Parking, ParkingRules, Window
+from sinks.parking import Destination, Letter, Parking, connector_rules
 from sinks.parking import admit as admit_batch
 from sinks.parking import expire as expire_batches
 from sinks.parking import probe
-
-
-def rules(connector: HttpConnectorBase) -> ParkingRules:
-    return ParkingRules(
-        windows={RETRYABLE: Window(connector.retry_window_hours * HOUR, EXPIRED),
-                 CREDENTIALS: Window(connector.credential_grace_hours * HOUR, CREDENTIALS_EXPIRED)},
-        max_events=connector.max_parked_events, probe_seconds=connector.probe_interval_seconds,
-        cap_name="max_parked_events")
 
 
 class PartnerDestination(Destination):
@@ -40,11 +32,12 @@ class PartnerDestination(Destination):
     connector's deliverer, opened on the worker (or given one, in tests)."""
 
     def __init__(self, connector: HttpConnectorBase, clock: Callable[[], float] = time.time,
-                 deliverer: Optional[Deliverer] = None) -> None:
+                 deliverer: Optional[Deliverer] = None, bounded_limit: Optional[float] = None) -> None:
         self._c = connector
         self._clock = clock
         self._fixed = deliverer
-        self.rules = rules(connector)
+        self.rules = connector_rules(connector, bounded_limit)
+        self.name = connector.id
 
     def open(self) -> None:
         self._link = PartnerLink(self._c, self._clock)
@@ -61,11 +54,14 @@ class PartnerDestination(Destination):
         return connector_letter(reason, error, event, self._c.id)
 
     def ready(self) -> bool:
+        """The empty probe batch says whether to send the parked ones: 2xx yes, 401/403/404 no (credentials);
+        anything else (a receiver that answers 400 to an empty batch, a 5xx, no answer) says nothing, so the
+        oldest parked batch is the probe."""
         deliverer = self._deliverer()  # None: the connector's secrets are not readable yet; only windows run
         if deliverer is None:
             return False
         answer = deliverer.probe()
-        return answer is None or (answer.status is not None and classify(answer.status) is Verdict.DONE)
+        return answer is None or answer.status is None or classify(answer.status) is not Verdict.CREDENTIALS
 
     def retry(self, batch: ParkedBatch) -> tuple[list[Letter], Optional[ParkedBatch]]:
         deliverer = self._deliverer()
@@ -104,9 +100,9 @@ class Park(beam.PTransform):
     """`(connector id, ParkedBatch)` → dead letters of what could never be delivered."""
 
     def __init__(self, connector: HttpConnectorBase, streaming: bool, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, bounded_limit: Optional[float] = None) -> None:
         super().__init__()
-        self._policy = Parking(connector.id, PartnerDestination(connector, clock))
+        self._policy = Parking(connector.id, PartnerDestination(connector, clock, bounded_limit=bounded_limit))
         self._streaming = streaming
         self._clock = clock
         self._sleep = sleep

@@ -24,6 +24,10 @@ class StorageConnector(ConnectorBase):
     max_events_per_file: int = Field(default=15000, ge=1, le=100_000)
     max_bytes_per_file: int = Field(default=128 * MIB, ge=64 * KIB, le=4096 * MIB)
     shards: int = Field(default=1, ge=1, le=256, description="parallel writers per event type and hour")
+    connect_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    read_timeout_seconds: float = Field(default=120, gt=0, le=3600)
+    retry_attempts: int = Field(default=5, ge=1, le=20, description="attempts of a put, by the store's own SDK "
+                                                                  "retry policy, before the file is held")
     share_lane: bool = Field(default=True, description="share one lane (one encoding) with connectors that would "
                                                        "write the same files; false: a lane of its own, so a slow "
                                                        "or failing store never delays another")

@@ -1,9 +1,14 @@
 """Batches of one event type → one file each, written straight to its final key with the connector's own client.
 
 Per batch: project every event onto the type's schema (misfits become `schema_mismatch` dead letters), encode the
-rest as one file, put it under its deterministic key, retrying transient store errors with backoff. A write that
-still fails, or that the store refuses (credentials, missing bucket), turns the batch into `write_failed` dead
-letters: the bundle never fails, so a runner never retries it forever.
+rest as one file, put it under its deterministic key. Each store's own SDK retries a failed put (botocore's
+retry mode, google-api-core's `Retry` with a deadline, azure-core's retry policy; `retry_attempts` and the
+connector's timeouts). When the SDK gives up, or the store refuses the credentials, the file is held
+(sinks/storage/holding.py: probed, retried, given up only after `retry_window_hours` / `credential_grace_hours`),
+and while a store is failing its next files go straight to the hold, without a call. Before a file is held or
+dead-lettered, the store is asked whether it has the object already with the same content (a put applied whose
+answer was lost): if so, it is delivered. A store that refuses the write for good (a missing bucket) turns the
+batch into `write_failed` dead letters at once. The bundle never fails, so a runner never retries it forever.
 
 A lane's connectors (core/lanes.py) share the projection and the encoding: the file is then put into the store
 of each connector the batch is for, under that connector's key, with that connector's metrics and dead letters.
@@ -11,6 +16,7 @@ of each connector the batch is for, under that connector's key, with that connec
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
@@ -19,9 +25,9 @@ from apache_beam.pvalue import TaggedOutput
 
 from core.deadletters import SCHEMA_MISMATCH, UNROUTABLE, WRITE_FAILED, connector_letter
 from core.metrics import counter, distribution
-from core.records import Batch, BatchKey, batch_key, events_of
+from core.records import CREDENTIALS, RETRYABLE, Batch, BatchKey, ParkedBatch, batch_key, events_of
 from core.secrets import SecretError, SecretResolver
-from sinks.retry import Backoff, call_with_retries
+from sinks.parking import connector_rules
 from sinks.storage.avro import EncodeEvents
 from sinks.storage.connector import StorageConnector
 from sinks.storage.formats import file_format
@@ -31,8 +37,8 @@ from sinks.storage.schemas import generic_schema, load_schema, schema_id
 from sinks.storage.stores import ObjectStore, StoreError, open_store
 
 DEAD = "dead"
+PARKED = "parked"
 _LOG = logging.getLogger(__name__)
-DEFAULT_BACKOFF = Backoff()
 
 
 class WrittenFile(NamedTuple):
@@ -50,52 +56,90 @@ class _Plan:
     write: EncodeEvents
 
 
-class _Member:
-    """One connector of the lane on a worker: its store (opened lazily) and its metrics."""
+def held_kind(exc: StoreError) -> Optional[str]:
+    """How a failed put is held: CREDENTIALS (refused), RETRYABLE (the SDK's retries ran out), or None (refused
+    for good: dead letters now)."""
+    return CREDENTIALS if exc.credentials else RETRYABLE if exc.retryable else None
+
+
+class StoreLink:
+    """One connector's store on a worker (opened lazily, with the connector's SDK retries and timeouts), and its
+    metrics: what the writer and the hold share."""
 
     def __init__(self, connector: StorageConnector, store_factory: Callable[..., ObjectStore]) -> None:
         self.connector = connector
         self._store_factory = store_factory
         self._store: Optional[ObjectStore] = None
-        self._store_error: Optional[str] = None
+        self.error = ""
         cid = connector.id
         self.delivered = counter(cid, "delivered")
         self.files = counter(cid, "files_written")
         self.bytes = counter(cid, "bytes_written")
-        self.retries = counter(cid, "write_retries")
+        self.reconciled = counter(cid, "files_reconciled")
         self.dropped_fields = counter(cid, "fields_dropped")
         self.file_events = distribution(cid, "file_events")
 
     def store(self) -> Optional[ObjectStore]:
-        """The connector's store; when it cannot be opened (a secret not readable yet), the batch at hand becomes
-        dead letters saying why, and the next batch tries again."""
+        """The connector's store; None when it cannot be opened (a secret not readable yet): the file at hand is
+        held as a credentials failure, and the next try opens it again."""
         if self._store is None:
+            c = self.connector
             try:
-                # One retry policy, ours (`backoff`): the client libraries' own retries are turned off.
-                self._store = self._store_factory(self.connector, SecretResolver(), max_attempts=1)
-                self._store_error = None
+                self._store = self._store_factory(c, SecretResolver(), max_attempts=c.retry_attempts,
+                                                  connect_timeout=c.connect_timeout_seconds,
+                                                  read_timeout=c.read_timeout_seconds)
+                self.error = ""
             except (SecretError, StoreError, ValueError) as exc:
-                self._store_error = f"connector {self.connector.id}: cannot open store: {exc}"
-                _LOG.error(self._store_error)
+                self.error = f"cannot open the store: {exc}"
+                _LOG.error("connector %s: %s", c.id, self.error)
         return self._store
 
-    def put(self, key: str, data: bytes, content_type: str, backoff: Backoff) -> None:
+    def put(self, key: str, data: bytes, content_type: str) -> None:
         store = self.store()
         if store is None:
-            raise StoreError(self._store_error or "store unavailable", retryable=False)
-        call_with_retries(lambda: store.put(key, data, content_type),
-                          retryable=lambda exc: isinstance(exc, StoreError) and exc.retryable,
-                          backoff=backoff, on_retry=lambda exc, wait: self.retries.inc())
+            raise StoreError(self.error, retryable=False, credentials=True, key=key)
+        store.put(key, data, content_type)
+
+    def arrived(self, key: str, data: bytes) -> bool:
+        """The object is in the store with exactly these bytes (a put applied whose answer was lost)."""
+        store = self.store()
+        if store is None or not store.matches(key, data):
+            return False
+        _LOG.warning("connector %s: %s is in the store with the same content although its write failed: "
+                     "delivered", self.connector.id, key)
+        self.reconciled.inc()
+        return True
+
+    def wrote(self, events: int, nbytes: int) -> None:
+        self.delivered.inc(events)
+        self.files.inc()
+        self.bytes.inc(nbytes)
+        self.file_events.update(events)
+
+
+class _Member(StoreLink):
+    """A connector of the lane on the writer's worker: its link, and the breaker that sends its files straight
+    to the hold while its store is failing."""
+
+    def __init__(self, connector: StorageConnector, store_factory: Callable[..., ObjectStore]) -> None:
+        super().__init__(connector, store_factory)
+        self.open_until = 0.0
+        self.open_kind = RETRYABLE
+        self.last_error = ""
+        self.held = counter(connector.id, "parked_batches")
 
 
 class WriteFiles(beam.DoFn):
-    """A lane's batches → files, one per batch, in the store of every connector the batch is for."""
+    """A lane's batches → files, one per batch, in the store of every connector the batch is for; files a store
+    could not take on the `parked` output as `(connector id, ParkedBatch)`."""
 
-    def __init__(self, connectors: Sequence[StorageConnector], backoff: Backoff = DEFAULT_BACKOFF,
-                 store_factory: Optional[Callable[..., ObjectStore]] = None) -> None:
+    def __init__(self, connectors: Sequence[StorageConnector],
+                 store_factory: Optional[Callable[..., ObjectStore]] = None, clock: Callable[[], float] = time.time,
+                 bounded_limit: Optional[float] = None) -> None:
         self._connectors = list(connectors)
-        self._backoff = backoff
         self._store_factory = store_factory or open_store
+        self._clock = clock
+        self._probe = {c.id: connector_rules(c, bounded_limit).probe_seconds for c in connectors}
 
     def setup(self) -> None:
         lead = self._connectors[0]  # a lane's connectors have the same format and codec
@@ -169,16 +213,34 @@ class WriteFiles(beam.DoFn):
         connector = member.connector
         key = object_key(connector, event_type, address.hour, plan.schema_id, address.shard,
                          offset(batch.token, batch.seq), self._format.extension)
+        if member.open_until and self._clock() < member.open_until:  # failing: held without a call
+            yield self._hold(member, member.open_kind, f"held without a call while failing: {member.last_error}",
+                             events, key, data)
+            return
         try:
-            member.put(key, data, self._format.content_type, self._backoff)
-        except (StoreError, ValueError, TypeError, OverflowError) as exc:
+            member.put(key, data, self._format.content_type)
+        except StoreError as exc:
+            kind = held_kind(exc)
+            if kind is RETRYABLE and member.arrived(key, data):
+                pass  # the write was applied; its answer was lost
+            elif kind is None:
+                yield from self._failed((connector.id,), event_type, events, str(exc), key)
+                return
+            else:
+                member.open_until, member.open_kind, member.last_error = (
+                    self._clock() + self._probe[connector.id], kind, str(exc))
+                yield self._hold(member, kind, str(exc), events, key, data)
+                return
+        except (ValueError, TypeError, OverflowError) as exc:
             yield from self._failed((connector.id,), event_type, events, f"{type(exc).__name__}: {exc}", key)
             return
-        member.delivered.inc(len(events))
-        member.files.inc()
-        member.bytes.inc(len(data))
-        member.file_events.update(len(events))
+        member.wrote(len(events), len(data))
         yield WrittenFile(connector.id, key, event_type, len(events), len(data))
+
+    def _hold(self, member: _Member, kind: str, error: str, events: list[dict[str, Any]], key: str,
+              data: bytes) -> TaggedOutput:
+        member.held.inc()
+        return TaggedOutput(PARKED, (member.connector.id, ParkedBatch(kind, self._clock(), error, events, key, data)))
 
     def _unroutable(self, gone: Sequence[str], events: list[dict[str, Any]]) -> Iterator[Any]:
         for cid in gone:

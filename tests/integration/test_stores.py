@@ -131,6 +131,18 @@ def test_get_of_missing_key_raises_not_retryable(store: ObjectStore) -> None:
     assert "no/such/key.avro" in str(caught.value)
 
 
+def test_an_object_written_matches_its_bytes_and_no_others(store: ObjectStore) -> None:
+    """What reconciles a lost answer: the object is there with the same content (size and checksum)."""
+    store.put("a/b/file.avro", b"the file's bytes")
+    assert store.matches("a/b/file.avro", b"the file's bytes")
+    assert not store.matches("a/b/file.avro", b"the file's bytez")
+    assert not store.matches("a/b/file.avro", b"the file's bytes and more")
+
+
+def test_a_missing_object_matches_nothing(store: ObjectStore) -> None:
+    assert not store.matches("never/written.avro", b"")
+
+
 def test_describe_names_the_location(store: ObjectStore) -> None:
     assert store.describe().split("://", 1)[0] in {"file", "s3", "gs", "azfs"}
 
@@ -187,15 +199,18 @@ def scripted_server(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
 
 
-ANSWERS = [((500, "InternalError"), True), ((503, "SlowDown"), True), ((429, "TooManyRequests"), True),
-           ((408, "RequestTimeout"), True), ((400, "InvalidArgument"), False),
-           ((401, "Unauthorized"), False), ((403, "AccessDenied"), False)]
+# (answer, retryable, credentials refused)
+ANSWERS = [((500, "InternalError"), True, False), ((503, "SlowDown"), True, False),
+           ((429, "TooManyRequests"), True, False), ((408, "RequestTimeout"), True, False),
+           ((400, "InvalidArgument"), False, False), ((404, "NoSuchBucket"), False, False),
+           ((401, "Unauthorized"), False, True), ((403, "AccessDenied"), False, True)]
 
 
 @pytest.mark.parametrize("kind", CLOUD_KINDS)
-@pytest.mark.parametrize("scripted_server, retryable", ANSWERS, indirect=["scripted_server"],
-                         ids=[f"{s}-{c}" for (s, c), _ in ANSWERS])
-def test_put_answered_with_error_status_maps_to_retryable(kind: str, scripted_server: str, retryable: bool) -> None:
+@pytest.mark.parametrize("scripted_server, retryable, credentials", ANSWERS, indirect=["scripted_server"],
+                         ids=[f"{s}-{c}" for (s, c), _, _ in ANSWERS])
+def test_put_answered_with_error_status_maps_to_retryable_or_refused_credentials(
+        kind: str, scripted_server: str, retryable: bool, credentials: bool) -> None:
     target: ObjectStore
     if kind == "s3":
         target = S3Store("bucket-a", region="us-east-1", endpoint_url=scripted_server, access_key_id="testing",
@@ -209,6 +224,7 @@ def test_put_answered_with_error_status_maps_to_retryable(kind: str, scripted_se
     with pytest.raises(StoreError) as caught:
         target.put("k/file.avro", b"x")
     assert caught.value.retryable is retryable
+    assert caught.value.credentials is credentials
 
 
 @pytest.mark.parametrize("scripted_server", [(400, "RequestTimeout")], indirect=True)

@@ -134,10 +134,6 @@ class HttpConnectorBase(ConnectorBase):
     retry_attempts: int = Field(default=4, ge=1, le=20, description="attempts inside a bundle before parking")
     backoff_base_seconds: float = Field(default=0.5, ge=0, le=60)
     backoff_cap_seconds: float = Field(default=10, ge=0, le=600)
-    probe_interval_seconds: float = Field(default=180, gt=0, le=24 * 3600)
-    retry_window_hours: float = Field(default=24, gt=0, le=24 * 30)
-    credential_grace_hours: float = Field(default=48, gt=0, le=24 * 30)
-    max_parked_events: int = Field(default=100_000, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _within_partner_limits(self) -> "HttpConnectorBase":

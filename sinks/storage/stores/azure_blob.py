@@ -1,6 +1,7 @@
 """Azure Blob Storage through azure-storage-blob: connector type `azure_blob`."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Callable, Literal, Optional
 from urllib.parse import urlsplit
@@ -8,17 +9,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from core.config import Secret
-from sinks.storage.stores.base import (
-    _RETRYABLE_STATUS,
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_READ_TIMEOUT,
-    BaseStore,
-    KeyList,
-    ObjectStore,
-    StoreConnector,
-    require_key,
-)
+from sinks.storage.stores.base import (CHECKSUM_METADATA, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
+                                       DEFAULT_READ_TIMEOUT, _RETRYABLE_STATUS, BaseStore, KeyList, ObjectStore,
+                                       StoreConnector, StoreError, require_key)
 
 logger = logging.getLogger(__name__)
 
@@ -133,15 +126,38 @@ class AzureBlobStore(BaseStore):
         from azure.storage.blob import ContentSettings
 
         require_key(key)
+        digest = hashlib.md5(data, usedforsecurity=False)
         with self._errors("put", key):
-            self._client().upload_blob(key, data, overwrite=True,
-                                       content_settings=ContentSettings(content_type=content_type))
+            self._client().upload_blob(key, data, overwrite=True, metadata={CHECKSUM_METADATA: digest.hexdigest()},
+                                       content_settings=ContentSettings(content_type=content_type,
+                                                                        content_md5=bytearray(digest.digest())))
         logger.debug("wrote %d bytes to %s/%s", len(data), self.describe(), key)
 
     def get(self, key: str) -> bytes:
         require_key(key)
         with self._errors("get", key):
             return bytes(self._client().download_blob(key).readall())
+
+    def matches(self, key: str, data: bytes) -> bool:
+        try:
+            with self._errors("head", key):
+                properties = self._client().get_blob_client(key).get_blob_properties()
+        except StoreError:
+            return False
+        if properties.size != len(data):
+            return False
+        digest = hashlib.md5(data, usedforsecurity=False)
+        md5 = properties.content_settings.content_md5
+        if md5:
+            return bytes(md5) == digest.digest()
+        return bool((properties.metadata or {}).get(CHECKSUM_METADATA) == digest.hexdigest())
+
+    def _refused(self, exc: BaseException) -> bool:
+        from azure.core import exceptions as azexc
+
+        if isinstance(exc, azexc.ClientAuthenticationError):
+            return True
+        return isinstance(exc, azexc.HttpResponseError) and exc.status_code in (401, 403)
 
     def list(self, prefix: str = "") -> KeyList:
         with self._errors("list", prefix):

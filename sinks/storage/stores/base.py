@@ -18,6 +18,7 @@ description. Their clients are created on first use, so construction is cheap an
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 from typing import Any, Callable, ClassVar, Iterator, NoReturn, Protocol, runtime_checkable
@@ -47,9 +48,11 @@ class StoreError(Exception):
     The message names the store and the key, never a secret, so it is safe to log and to put in a dead letter.
     """
 
-    def __init__(self, message: str, *, retryable: bool, store: str = "", key: str = "") -> None:
+    def __init__(self, message: str, *, retryable: bool, store: str = "", key: str = "",
+                 credentials: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.credentials = credentials  # the store refused the credentials: held for credential_grace_hours
         self.store = store
         self.key = key
 
@@ -71,6 +74,11 @@ class ObjectStore(Protocol):
 
     def describe(self) -> str:
         """Where the store writes, for logs (e.g. `s3://bucket`); never contains a secret."""
+        ...
+
+    def matches(self, key: str, data: bytes) -> bool:
+        """Whether the object at `key` holds exactly `data`: a put that was applied although its answer was lost
+        is a delivered file, not a failed one. False when the object is missing, differs, or cannot be checked."""
         ...
 
 
@@ -119,6 +127,10 @@ class BaseStore:
         """True when the failure is transient. Stores refine this with their library's exception types."""
         return isinstance(exc, (ConnectionError, TimeoutError))
 
+    def _refused(self, exc: BaseException) -> bool:
+        """True when a failure means the store refused the credentials (stores refine this)."""
+        return False
+
     def _detail(self, exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc}"
 
@@ -130,11 +142,19 @@ class BaseStore:
             raise
         except Exception as exc:  # every library error becomes a StoreError the writer can act on
             retryable = self._classify(exc)
+            credentials = not retryable and self._refused(exc)
             detail = redact_detail(self._detail(exc), self._secrets)
             where = self.describe()
-            message = (f"{where}: {op} {key!r} failed ({'retryable' if retryable else 'not retryable'}): "
-                       f"{detail}")
-            raise StoreError(message, retryable=retryable, store=where, key=key) from exc
+            kind = "credentials refused" if credentials else "retryable" if retryable else "not retryable"
+            message = f"{where}: {op} {key!r} failed ({kind}): {detail}"
+            raise StoreError(message, retryable=retryable, store=where, key=key, credentials=credentials) from exc
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+CHECKSUM_METADATA = "currents_md5"  # a put's own MD5, kept with the object so a lost answer can be reconciled
 
 
 def require_key(key: str) -> None:

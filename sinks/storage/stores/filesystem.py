@@ -85,6 +85,16 @@ class FilesystemStore(BaseStore):
                 raise
         logger.debug("wrote %d bytes to %s/%s", len(data), self.describe(), key)
 
+    def matches(self, key: str, data: bytes) -> bool:
+        try:
+            path = self._path(key)
+            return os.path.getsize(path) == len(data) and self.get(key) == data
+        except (OSError, StoreError):
+            return False
+
+    def _refused(self, exc: BaseException) -> bool:
+        return isinstance(exc, PermissionError)
+
     def get(self, key: str) -> bytes:
         path = self._path(key)
         with self._errors("get", key):

@@ -1,6 +1,8 @@
 """Google Cloud Storage through google-cloud-storage: connector type `gcs`."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import os
@@ -9,17 +11,9 @@ from typing import Any, Callable, Literal, Optional
 from pydantic import Field
 
 from core.config import Model, Secret
-from sinks.storage.stores.base import (
-    _RETRYABLE_STATUS,
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_READ_TIMEOUT,
-    BaseStore,
-    KeyList,
-    ObjectStore,
-    StoreConnector,
-    require_key,
-)
+from sinks.storage.stores.base import (CHECKSUM_METADATA, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
+                                       DEFAULT_READ_TIMEOUT, _RETRYABLE_STATUS, BaseStore, KeyList, ObjectStore,
+                                       StoreConnector, StoreError, md5_hex, require_key)
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +53,8 @@ class GCSStore(BaseStore):
         return endpoint
 
     def _make_client(self) -> Any:
-        from google.auth.credentials import AnonymousCredentials
         import google.cloud.storage as storage
+        from google.auth.credentials import AnonymousCredentials
 
         endpoint = self._endpoint()
         options = {"api_endpoint": endpoint} if endpoint else None
@@ -120,6 +114,7 @@ class GCSStore(BaseStore):
         require_key(key)
         with self._errors("put", key):
             blob = self._client().bucket(self.bucket).blob(key)
+            blob.metadata = {CHECKSUM_METADATA: md5_hex(data)}
             # Retrying an unconditional upload is safe here: the same bytes go to the same key.
             blob.upload_from_string(data, content_type=content_type, timeout=self._timeout(), retry=self._retry())
         logger.debug("wrote %d bytes to %s/%s", len(data), self.describe(), key)
@@ -129,6 +124,27 @@ class GCSStore(BaseStore):
         with self._errors("get", key):
             blob = self._client().bucket(self.bucket).blob(key)
             return bytes(blob.download_as_bytes(timeout=self._timeout(), retry=self._retry()))
+
+    def matches(self, key: str, data: bytes) -> bool:
+        try:
+            with self._errors("head", key):
+                blob = self._client().bucket(self.bucket).get_blob(key, timeout=self._timeout(), retry=self._retry())
+        except StoreError:
+            return False
+        if blob is None or blob.size != len(data):
+            return False
+        digest = hashlib.md5(data, usedforsecurity=False)
+        if blob.md5_hash:
+            return bool(blob.md5_hash == base64.b64encode(digest.digest()).decode("ascii"))
+        return bool((blob.metadata or {}).get(CHECKSUM_METADATA) == digest.hexdigest())
+
+    def _refused(self, exc: BaseException) -> bool:
+        from google.api_core import exceptions as gexc
+        from google.auth import exceptions as aexc
+
+        if isinstance(exc, (gexc.Unauthorized, gexc.Forbidden)):
+            return True
+        return isinstance(exc, (aexc.RefreshError, aexc.DefaultCredentialsError))
 
     def list(self, prefix: str = "") -> KeyList:
         with self._errors("list", prefix):

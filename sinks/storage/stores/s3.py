@@ -1,23 +1,17 @@
 """Amazon S3 (or an S3-compatible endpoint) through boto3: connector type `s3`."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from typing import Any, Callable, Literal, Optional
 
 from pydantic import Field, model_validator
 
 from core.config import Model, Secret
-from sinks.storage.stores.base import (
-    _RETRYABLE_STATUS,
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_READ_TIMEOUT,
-    BaseStore,
-    KeyList,
-    ObjectStore,
-    StoreConnector,
-    require_key,
-)
+from sinks.storage.stores.base import (CHECKSUM_METADATA, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
+                                       DEFAULT_READ_TIMEOUT, _RETRYABLE_STATUS, BaseStore, KeyList, ObjectStore,
+                                       StoreConnector, StoreError, md5_hex, require_key)
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +22,12 @@ _S3_RETRYABLE_CODES = frozenset({
     "ThrottledException", "RequestThrottled", "RequestThrottledException", "TooManyRequestsException",
     "ProvisionedThroughputExceededException", "RequestLimitExceeded", "BandwidthLimitExceeded",
     "InternalError", "ServiceUnavailable", "PriorRequestNotComplete", "TransactionInProgressException",
+})
+
+
+_S3_CREDENTIAL_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+    "AccessDenied", "AuthorizationHeaderMalformed", "InvalidClientTokenId", "UnrecognizedClientException",
 })
 
 
@@ -102,8 +102,11 @@ class S3Store(BaseStore):
             extra["ServerSideEncryption"] = self.sse
         if self.sse_kms_key_id:
             extra["SSEKMSKeyId"] = self.sse_kms_key_id
-        with self._errors("put", key):
-            self._client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra)
+        digest = hashlib.md5(data, usedforsecurity=False)
+        with self._errors("put", key):  # Content-MD5: S3 refuses a body that arrived damaged
+            self._client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                                      ContentMD5=base64.b64encode(digest.digest()).decode("ascii"),
+                                      Metadata={CHECKSUM_METADATA: digest.hexdigest()}, **extra)
         logger.debug("wrote %d bytes to %s/%s", len(data), self.describe(), key)
 
     def get(self, key: str) -> bytes:
@@ -115,6 +118,29 @@ class S3Store(BaseStore):
                 return bytes(body.read())
             finally:
                 body.close()
+
+    def matches(self, key: str, data: bytes) -> bool:
+        try:
+            with self._errors("head", key):
+                head = self._client().head_object(Bucket=self.bucket, Key=key)
+        except StoreError:
+            return False
+        if head.get("ContentLength") != len(data):
+            return False
+        expected = md5_hex(data)
+        return bool((head.get("Metadata") or {}).get(CHECKSUM_METADATA) == expected
+                    or str(head.get("ETag", "")).strip('"') == expected)
+
+    def _refused(self, exc: BaseException) -> bool:
+        from botocore import exceptions as bce
+
+        if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
+            return True
+        if isinstance(exc, bce.ClientError):
+            error = exc.response.get("Error", {}) or {}
+            status = (exc.response.get("ResponseMetadata", {}) or {}).get("HTTPStatusCode")
+            return error.get("Code") in _S3_CREDENTIAL_CODES or status in (401, 403)
+        return False
 
     def list(self, prefix: str = "") -> KeyList:
         keys: KeyList = []
