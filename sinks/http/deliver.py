@@ -1,10 +1,10 @@
 """Sending batches to a partner without losing any event.
 
-`Deliverer` is the state machine of DESIGN.md §2 for one batch: encode (events a partner cannot take are skipped
-and counted), cut into requests within the partner's limits, send with retries (exponential backoff, full jitter,
-Retry-After), split on 400 and 413, and — when retries inside the bundle run out or the credentials are refused —
-hand what is left to parking. Idempotency comes from the partners' insert ids, so a request re-sent after a lost
-answer is harmless.
+`Deliverer` is the state machine of docs/contract.md "HTTP output" for one batch: encode (events a partner cannot
+take are skipped and counted), cut into requests within the partner's limits, send with retries (exponential
+backoff, full jitter, Retry-After), split on 400 and 413, and — when retries inside the bundle run out or the
+credentials are refused — hand what is left to parking. Idempotency comes from the partners' insert ids, so a
+request re-sent after a lost answer is harmless.
 
 `DeliverBatches` runs it on a worker: one set of keep-alive connections (`sinks/http/transport.py`) per DoFn
 instance, requests sent in waves of up to `max_concurrent_requests` that are in flight together, sending overlapped
@@ -34,9 +34,8 @@ from core.deadletters import INVALID, REJECTED, TOO_LARGE, connector_letter
 from sinks.http.partners import partner_for
 from sinks.http.partners.base import Partner, Request
 from sinks.http.plan import Encoded, plan_requests
-from sinks.http.retry import Verdict, classify, retry_after_seconds, status_class
+from sinks.http.retry import Backoff, Verdict, classify, retry_after_seconds, status_class
 from sinks.http.transport import Answer, Transport
-from sinks.retry import Backoff
 from core.records import CREDENTIALS, RETRYABLE, Batch, ParkedBatch, events_of
 
 DEAD = "dead"

@@ -1,15 +1,33 @@
-"""What a partner's answer means for a request (DESIGN.md §2 "HTTP output", reference §2.4).
+"""What a partner's answer means for a request (docs/contract.md "HTTP output", docs/reference/currents-behaviour.md
+§2.4), and the backoff between tries.
 
 2xx: done. 400: re-send as single events; a single that still gets 400 is rejected. 413: split in halves down to
 one event. 401/403/404: the connector's credentials (or URL) are wrong: park. 5xx, 408, 429, network errors and
-anything else: retry with backoff and full jitter, honouring Retry-After.
+anything else: retry with backoff and full jitter, honouring Retry-After. (Stores retry by their SDKs' own
+policies: sinks/storage/stores.)
 """
 from __future__ import annotations
 
 import enum
+import random
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: a random wait between 0 and the capped exponential spreads the retries
+    of many workers that failed together, so they do not hammer a recovering endpoint in lockstep."""
+
+    base_seconds: float = 0.5
+    cap_seconds: float = 30.0
+    attempts: int = 6  # calls in all, the first one included
+
+    def delay(self, retry: int, rng: Callable[[], float] = random.random) -> float:
+        """The wait before retry number `retry` (0-based)."""
+        return rng() * min(self.cap_seconds, self.base_seconds * (2 ** retry))
 
 
 class Verdict(enum.Enum):

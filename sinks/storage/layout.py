@@ -1,4 +1,4 @@
-"""Object keys, compatible with the reference layout (DESIGN.md §2):
+"""Object keys, compatible with the reference layout (docs/object-layout.md):
 
 <prefix>/dataexport.<cluster>.<S3|GCS|AzureBlob>.integration.<id>/event_type=<type>/date=<YYYY-MM-DD-HH>/
     <schema id>/<zone>/dataexport.<cluster>.<S3|GCS|AzureBlob>.integration.<id>+<partition>+<offset>.<ext>

@@ -4,8 +4,8 @@ Each store is one file beside this one (`filesystem.py`, `s3.py`, `gcs.py`, `azu
 connector model (a `StorageConnector` with `type: Literal[...]`), and the store the model opens on a worker.
 
 Each finished file goes straight to its final key with the connector's own client. Beam's `fileio` writes to a temp
-folder and renames, and in 2.77 a failed rename is logged at DEBUG and reported as success (DESIGN §4), so the writer
-does not use it. Writing straight to the final key also gives each connector its own credentials.
+folder and renames, and in 2.77 a failed rename is logged at DEBUG and reported as success (docs/beam-traps.md), so
+the writer does not use it. Writing straight to the final key also gives each connector its own credentials.
 
 Every failure surfaces as one exception type, `StoreError`, whose `retryable` flag tells the writer whether to try
 again later (network trouble, timeouts, 5xx, throttling) or to stop and park / dead-letter (bad credentials, missing
