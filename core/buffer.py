@@ -94,6 +94,11 @@ class HoldPolicy(Generic[K, V]):
         """(values to keep holding, outputs). On DRAIN nothing can be kept."""
         raise NotImplementedError
 
+    def release_complete(self, key: K, values: Iterable[V], numbering: Numbering) -> Optional[Iterator[Any]]:
+        """Bounded: a key's complete group as a stream of outputs, for a policy that keeps nothing and must not
+        hold a whole group in memory (batching); None (the default) releases it with `release(COMPLETE)`."""
+        return None
+
 
 def _overrides(policy: HoldPolicy, method: str) -> bool:
     return getattr(type(policy), method) is not getattr(HoldPolicy, method)
@@ -117,6 +122,10 @@ def release_group(policy: HoldPolicy, key: Any, values: Iterable[Any], run_token
                 count += policy.weigh(value)[0]
         values = held
     numbering = Numbering(run_token)
+    stream = policy.release_complete(key, values, numbering)
+    if stream is not None:
+        yield from stream
+        return
     kept, out = policy.release(key, values, Why.COMPLETE, clock(), numbering)
     yield from out
     while kept:

@@ -38,6 +38,24 @@ def cut(items: Iterable[Item], max_count: int, max_bytes: int) -> Iterator[list[
         start = end
 
 
+def cut_stream(chunk_stream: Iterable[bytes], max_count: int, max_bytes: int) -> Iterator[list[Item]]:
+    """`cut` of a group's chunks as they come: the same batches as cutting the whole group, holding about one
+    batch's worth (a batch is final once an item after it is known), so a worker never holds a whole group."""
+    pending: list[Item] = []
+    held_bytes = 0
+    for chunk in chunk_stream:
+        new = chunks.items((chunk,))
+        pending += new
+        held_bytes += sum(map(itemgetter(1), new))
+        if len(pending) > max_count or held_bytes > max_bytes:
+            batches = list(cut(pending, max_count, max_bytes))
+            pending = batches.pop()
+            held_bytes = sum(map(itemgetter(1), pending))
+            yield from batches
+    if pending:
+        yield from cut(pending, max_count, max_bytes)
+
+
 class Batching(HoldPolicy[BatchKey, bytes]):
     """A lane's policy in the keyed buffer: it takes the routed chunks meant for its connectors (`Lane.take`),
     is due when a key holds `max_count` events or `max_bytes`, wakes `flush_seconds` after a key's first events
@@ -62,6 +80,12 @@ class Batching(HoldPolicy[BatchKey, bytes]):
 
     def due(self, count: int, nbytes: int) -> bool:
         return count >= self._limits.max_count or nbytes >= self._limits.max_bytes
+
+    def release_complete(self, key: BatchKey, values: Iterable[bytes], numbering: Numbering) -> Iterator[Batch]:
+        """Bounded: a key's whole group, cut as it is read (a group of millions of events is never in memory)."""
+        for items in cut_stream(values, self._limits.max_count, self._limits.max_bytes):
+            yield Batch(key, numbering.seq, items, numbering.token)
+            numbering.seq += 1
 
     def release(self, key: BatchKey, values: Iterable[bytes], why: Why, now: float,
                 numbering: Numbering) -> tuple[list[bytes], list[Batch]]:
