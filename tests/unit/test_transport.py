@@ -9,6 +9,7 @@ the bound sits between them with seconds of slack, and each bound says why.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import sys
@@ -65,12 +66,20 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def _answer(self) -> None:
-        if self.path.endswith("/refuse-early"):  # answers without reading the body, and closes
+        if self.path.endswith("/refuse-early"):  # answers before reading the body, then closes
             self.send_response(413)
             self.send_header("Content-Length", "8")
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(b"too long")
+            self.wfile.flush()
+            # A lingering close, as real servers do (nginx's lingering_close): the answer is out and the write side
+            # shut, the rest of the body is read and dropped. Closing with it unread would reset the connection,
+            # and whether the client had read the answer by then would be a race with the machine's load.
+            self.connection.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                while self.rfile.read(65536):
+                    pass
             self.close_connection = True
             return
         if self.path.endswith("/stall-read"):
