@@ -46,3 +46,6 @@ clean:
 # Dataflow Flex Template: template-constraints, template-build, template-run, template-update, template-drain
 # (see templates/README.md).
 include templates/template.mk
+
+# The engines of the streaming tests: make engines (see tools/engines/README.md).
+include tools/engines/engines.mk
