@@ -208,12 +208,15 @@ def _runner(options: PipelineOptions, streaming: bool):  # noqa: ANN202 - a Beam
 
 
 def _is_local(options: PipelineOptions) -> bool:
-    """Runs that happen in this process, which the launcher waits for (the embedded portable runner included)."""
+    """Runs whose workers are this process, which the launcher waits for: the local runners, the embedded portable
+    runner, and any portable runner (Prism, a Flink job server) with `--environment_type=LOOPBACK`, whose SDK
+    worker lives here: returning at once would leave the job without a worker."""
     from apache_beam.options.pipeline_options import PortableOptions
 
     runner = options.view_as(StandardOptions).runner
-    return runner in LOCAL_RUNNERS or (runner == "PortableRunner" and
-                                       options.view_as(PortableOptions).job_endpoint == "embed")
+    portable = options.view_as(PortableOptions)
+    return runner in LOCAL_RUNNERS or (runner in FORWARDING_RUNNERS | {"PrismRunner"} and (
+        portable.job_endpoint == "embed" or (portable.environment_type or "").upper() == "LOOPBACK"))
 
 
 def tune_collector() -> None:

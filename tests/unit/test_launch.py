@@ -169,3 +169,23 @@ def test_flags_for_a_portable_runners_java_side_are_passed_on_not_refused() -> N
     check_unknown_options(["--runner=FlinkRunner", "--checkpointing_interval=60000"])
     with pytest.raises(LaunchError, match="--checkpointing_interval"):
         check_unknown_options(["--runner=DataflowRunner", "--checkpointing_interval=60000"])
+
+
+@pytest.mark.parametrize("args, waits", [
+    ([], True),
+    (["--runner=DirectRunner"], True),
+    (["--runner=PortableRunner", "--job_endpoint=embed"], True),
+    (["--runner=PortableRunner", "--job_endpoint=localhost:8099", "--environment_type=LOOPBACK"], True),
+    (["--runner=PrismRunner", "--environment_type=LOOPBACK"], True),
+    (["--runner=FlinkRunner", "--flink_master=host:8081", "--environment_type=LOOPBACK"], True),
+    (["--runner=PortableRunner", "--job_endpoint=localhost:8099", "--environment_type=PROCESS"], False),
+    (["--runner=FlinkRunner", "--flink_master=host:8081"], False),
+    (["--runner=DataflowRunner"], False),
+])
+def test_the_launcher_waits_for_a_run_whose_worker_is_this_process(args: list[str], waits: bool) -> None:
+    """A LOOPBACK worker lives in the launcher: returning at once would leave the job without one."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.main import _is_local
+
+    assert _is_local(PipelineOptions(args)) is waits
