@@ -157,7 +157,10 @@ def read_chunks(path: str, start: int, end: int, max_bytes: Optional[int] = None
         with _open(path, compressed=end < 0) as handle:
             if start > 0:
                 handle.seek(start - 1)
-            blocks = iter(lambda: handle.read(BLOCK_BYTES), b"")
+            # A native archive is read as it decodes (read1), so a truncated one still gives every line before
+            # the damage: read() would drop the whole last block with the error.
+            read = handle.read1 if isinstance(handle, (gzip.GzipFile, bz2.BZ2File)) else handle.read
+            blocks = iter(lambda: read(BLOCK_BYTES), b"")
             for reached, lines in split_lines(blocks, path, start, None if end < 0 else end,  # noqa: B007 - read
                                               max_bytes):  # by the except clause: where reading stopped
                 if type(lines) is not list:
