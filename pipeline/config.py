@@ -116,7 +116,9 @@ def _check_size(root: yaml.Node) -> None:
     sizes: dict[int, tuple[int, int]] = {}  # id(node) → (expanded nodes, depth)
     on_path: set[int] = set()
 
-    def measure(node: yaml.Node) -> tuple[int, int]:
+    def measure(node: yaml.Node, level: int = 0) -> tuple[int, int]:
+        if level > MAX_CONFIG_DEPTH:  # said before going deeper: the walk never recurses past the limit
+            raise ConfigError(f"--connectors: values nested more than {MAX_CONFIG_DEPTH} deep")
         known = sizes.get(id(node))
         if known is not None:
             return known
@@ -130,7 +132,7 @@ def _check_size(root: yaml.Node) -> None:
         on_path.add(id(node))
         total, depth = 1, 0
         for child in children:
-            n, d = measure(child)
+            n, d = measure(child, level + 1)
             total, depth = total + n, max(depth, d)
             if total > MAX_CONFIG_NODES:
                 raise ConfigError(f"--connectors: the document expands to more than {MAX_CONFIG_NODES} values "
@@ -182,6 +184,8 @@ def _raw(source: str) -> Any:
             loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(f"--connectors: not valid YAML/JSON: {' '.join(str(exc).split())}") from None
+    except RecursionError:  # the YAML parser recurses per level: a document nested hundreds deep ends it
+        raise ConfigError(f"--connectors: values nested more than {MAX_CONFIG_DEPTH} deep") from None
     if isinstance(data, list):
         data = {"connectors": data}
     if not isinstance(data, dict):

@@ -292,6 +292,7 @@ def run(argv: Optional[Sequence[str]] = None) -> RunReport:
         options.view_as(StandardOptions).streaming = True
     local = _is_local(options)
     opts = options.view_as(CurrentsOptions)
+    pipeline = _make_pipeline(options, job.streaming)  # a bad --runner is said before anything is made
     if local:
         _check_writable("--dead_letter", job.dead_letter, folder=True)
         _check_writable("--metrics_out", opts.metrics_out, folder=False)
@@ -302,7 +303,6 @@ def run(argv: Optional[Sequence[str]] = None) -> RunReport:
     if local and isinstance(job.source, GenerateSource) and job.source.rate is not None:
         raise LaunchError("--source=generate:...,rate=R is unbounded (PeriodicImpulse, a splittable DoFn), which the "
                           "local streaming runner cannot run; drop rate= for a local run, or use Dataflow or Flink")
-    pipeline = _make_pipeline(options, job.streaming)
     try:
         build_pipeline(pipeline, job)
     except (RuntimeError, OSError, ValueError) as exc:
