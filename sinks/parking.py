@@ -188,9 +188,7 @@ class Parking(HoldPolicy[Any, ParkedBatch]):
     def release(self, key: Any, values: Iterable[ParkedBatch], why: Why, now: float,
                 numbering: Numbering) -> tuple[list[ParkedBatch], list[Letter]]:
         values = list(values)
-        if why is Why.COMPLETE:  # bounded: everything waits for the first probe
-            if values:
-                self._failing(min(values, key=lambda b: b.since), len(values), sum(len(b.events) for b in values))
+        if why is Why.COMPLETE:  # bounded: everything waits for the first probe (`admit` said it is failing)
             return values, []
         kept, dead = probe(self._destination, values, now)
         if why is Why.DRAIN:  # the stream ends (drain, or the end of bounded input): the rest are dead letters
@@ -202,15 +200,19 @@ class Parking(HoldPolicy[Any, ParkedBatch]):
                              self._destination.name, sum(len(b.events) for b in kept))
             return [], dead
         self._destination.after_probe(kept)
-        self._report(values, kept, now)
+        self._report(values, kept, now, len(dead))
         return kept, dead
 
-    def _report(self, before: list[ParkedBatch], kept: list[ParkedBatch], now: float) -> None:
+    def _report(self, before: list[ParkedBatch], kept: list[ParkedBatch], now: float, dead: int) -> None:
         name = self._destination.name
         if not kept:
-            if before:
-                _LOG.info("connector %s: recovered: %d held batches (%d events) sent or settled", name, len(before),
+            if before and not dead:
+                _LOG.info("connector %s: recovered: %d held batches (%d events) sent", name, len(before),
                           sum(len(b.events) for b in before))
+            elif before:
+                _LOG.warning("connector %s: holds nothing any more: of %d held batches (%d events), %d events are "
+                             "dead letters, the others sent", name, len(before), sum(len(b.events) for b in before),
+                             dead)
             return
         oldest = min(kept, key=lambda b: b.since)
         gives_up = oldest.since + self._destination.rules.windows[oldest.kind].seconds

@@ -102,9 +102,19 @@ class StoreLink:
 
     def arrived(self, key: str, data: bytes) -> bool:
         """The object is in the store with exactly these bytes (a put applied whose answer was lost)."""
+        return bool(self.check(key, data))
+
+    def check(self, key: str, data: bytes) -> Optional[bool]:
+        """Whether the object is in the store with exactly these bytes (counted reconciled when it is); None when
+        the store cannot say (it cannot be opened, does not answer, or refuses the credentials)."""
         store = self.store()
-        if store is None or not store.matches(key, data):
-            return False
+        if store is None:
+            return None
+        try:
+            if not store.matches(key, data):
+                return False
+        except StoreError:
+            return None
         _LOG.warning("connector %s: %s is in the store with the same content although its write failed: "
                      "delivered", self.connector.id, key)
         self.reconciled.inc()

@@ -142,7 +142,9 @@ class AzureBlobStore(BaseStore):
         try:
             with self._errors("head", key):
                 properties = self._client().get_blob_client(key).get_blob_properties()
-        except StoreError:
+        except StoreError as exc:
+            if exc.retryable or exc.credentials:
+                raise  # the store cannot say: not the same as "not there"
             return False
         if properties.size != len(data):
             return False

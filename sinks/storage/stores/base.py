@@ -78,7 +78,9 @@ class ObjectStore(Protocol):
 
     def matches(self, key: str, data: bytes) -> bool:
         """Whether the object at `key` holds exactly `data`: a put that was applied although its answer was lost
-        is a delivered file, not a failed one. False when the object is missing, differs, or cannot be checked."""
+        is a delivered file, not a failed one. False when the object is missing or differs; a `StoreError` when
+        the store cannot say (unreachable, failing, or refusing the credentials), so a caller checking many
+        objects can stop asking a store that does not answer."""
         ...
 
 

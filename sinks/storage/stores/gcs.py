@@ -129,7 +129,9 @@ class GCSStore(BaseStore):
         try:
             with self._errors("head", key):
                 blob = self._client().bucket(self.bucket).get_blob(key, timeout=self._timeout(), retry=self._retry())
-        except StoreError:
+        except StoreError as exc:
+            if exc.retryable or exc.credentials:
+                raise  # the store cannot say: not the same as "not there"
             return False
         if blob is None or blob.size != len(data):
             return False

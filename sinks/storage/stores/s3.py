@@ -123,7 +123,9 @@ class S3Store(BaseStore):
         try:
             with self._errors("head", key):
                 head = self._client().head_object(Bucket=self.bucket, Key=key)
-        except StoreError:
+        except StoreError as exc:
+            if exc.retryable or exc.credentials:
+                raise  # the store cannot say: not the same as "not there"
             return False
         if head.get("ContentLength") != len(data):
             return False
