@@ -139,15 +139,21 @@ def admit(destination: Destination, batch: ParkedBatch, parked_events: int) -> t
 
 def probe(destination: Destination, parked: list[ParkedBatch],
           now: float) -> tuple[list[ParkedBatch], list[Letter]]:
-    """One probe cycle: expire, check, then retry oldest first until something fails again."""
-    parked, dead = expire(destination, sorted(parked, key=lambda b: b.since), now)
-    if not parked or not destination.ready():
-        return parked, dead
+    """One probe cycle: check, then retry oldest first until something fails again; what is still held then and
+    past its window becomes dead letters. A destination that is back takes its whole backlog, however old: the
+    windows are for destinations that keep failing, not for a long drain."""
+    parked = sorted(parked, key=lambda b: b.since)
+    if not parked:
+        return [], []
+    if not destination.ready():
+        return expire(destination, parked, now)
+    dead: list[Letter] = []
     for index, batch in enumerate(parked):
         more, again = destination.retry(batch)
         dead += more
         if again is not None:
-            return [again, *parked[index + 1:]], dead
+            kept, expired = expire(destination, [again, *parked[index + 1:]], now)
+            return kept, dead + expired
     return [], dead
 
 
@@ -161,6 +167,7 @@ class Parking(HoldPolicy[Any, ParkedBatch]):
         self.name = name
         self._destination = destination
         self.wake_seconds = destination.rules.probe_seconds
+        self._last_reported: tuple[int, str] = (0, "")  # what the last "still failing" line said
 
     def setup(self) -> None:
         self._destination.open()
@@ -214,6 +221,9 @@ class Parking(HoldPolicy[Any, ParkedBatch]):
                              "dead letters, the others sent", name, len(before), sum(len(b.events) for b in before),
                              dead)
             return
+        if (len(kept), kept[-1].error) == self._last_reported:
+            return  # one line per change of state, not one per probe
+        self._last_reported = (len(kept), kept[-1].error)
         oldest = min(kept, key=lambda b: b.since)
         gives_up = oldest.since + self._destination.rules.windows[oldest.kind].seconds
         _LOG.warning("connector %s: still failing (%s): %d batches (%d events) held; next probe at %s, gives up at "
