@@ -71,11 +71,13 @@ class AzureBlobStore(BaseStore):
         from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
         from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
-        # The SDK's default retry waits 15 s before the first retry; start at 1 s and let the writer handle the rest.
+        # The SDK's default waits 15 s before its first retry. Its wait before retry n is initial_backoff +
+        # increment_base ** n, ± the jitter: 0 + 2 ** n ± 1 gives 1-3 s, then 3-5 s, 7-9 s (botocore's standard
+        # mode and google-api-core start near 1 s too); a store still failing after that is held by the writer.
         options: dict[str, Any] = {
             "connection_timeout": self.connect_timeout,
             "read_timeout": self.read_timeout,
-            "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2,
+            "retry_policy": ExponentialRetry(initial_backoff=0, increment_base=2,
                                              retry_total=self.max_attempts - 1, random_jitter_range=1),
         }
         if self._connection_string:
