@@ -99,6 +99,31 @@ class Routed(NamedTuple):
 ROUTED = Tuple[BatchKey, bytes]
 
 
+class _RecordCoder(beam.coders.Coder):
+    """A named record as the tuple of its fields' coders, defined once for every record below: `record` is the
+    NamedTuple, `components` a coder per field. Not deterministic: records are values, never keys (the batch key
+    has a coder of its own)."""
+
+    record: Any
+    components: tuple[beam.coders.Coder, ...]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._inner = TupleCoder(list(cls.components))
+
+    def encode(self, value: Any) -> bytes:
+        return self._inner.encode(value)
+
+    def decode(self, encoded: bytes) -> Any:
+        return self.record(*self._inner.decode(encoded))
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self) -> Any:
+        return self.record
+
+
 class Batch(NamedTuple):
     key: AnyKey
     seq: int  # the batch's number for its key: 0, 1, 2, ...
@@ -106,23 +131,12 @@ class Batch(NamedTuple):
     token: int  # with seq, names the batch uniquely (the run token; in streaming, when the key's state opened)
 
 
-class BatchCoder(beam.coders.Coder):
+class BatchCoder(_RecordCoder):
     """Batches as a tuple of fast coders: Beam samples element sizes by encoding, and a NamedTuple would be
     pickled whole."""
 
-    _inner = TupleCoder([BatchKeyCoder(), VarIntCoder(), FastPrimitivesCoder(), VarIntCoder()])
-
-    def encode(self, value: Batch) -> bytes:
-        return self._inner.encode(value)
-
-    def decode(self, encoded: bytes) -> Batch:
-        return Batch(*self._inner.decode(encoded))
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self) -> Any:
-        return Batch
+    record = Batch
+    components = (BatchKeyCoder(), VarIntCoder(), FastPrimitivesCoder(), VarIntCoder())
 
 
 RETRYABLE = "retryable"  # held after retries ran out: gives up after retry_window_hours
@@ -139,37 +153,15 @@ class ParkedBatch(NamedTuple):
     address: str = ""  # a store's file: the object key it goes to (the same key on every try)
     payload: bytes = b""  # a store's file: its bytes as first encoded, so a retry writes (and checks) the same
 
-class ParkedBatchCoder(beam.coders.Coder):
-    _inner = TupleCoder([StrUtf8Coder(), FloatCoder(), StrUtf8Coder(), FastPrimitivesCoder(), StrUtf8Coder(),
-                         BytesCoder()])
-
-    def encode(self, value: ParkedBatch) -> bytes:
-        return self._inner.encode(value)
-
-    def decode(self, encoded: bytes) -> ParkedBatch:
-        return ParkedBatch(*self._inner.decode(encoded))
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self) -> Any:
-        return ParkedBatch
+class ParkedBatchCoder(_RecordCoder):
+    record = ParkedBatch
+    components = (StrUtf8Coder(), FloatCoder(), StrUtf8Coder(), FastPrimitivesCoder(), StrUtf8Coder(),
+                  BytesCoder())
 
 
-class ParsedCoder(beam.coders.Coder):
-    _inner = TupleCoder([FastPrimitivesCoder(), VarIntCoder(), FastPrimitivesCoder(), FastPrimitivesCoder()])
-
-    def encode(self, value: Parsed) -> bytes:
-        return self._inner.encode(value)
-
-    def decode(self, encoded: bytes) -> Parsed:
-        return Parsed(*self._inner.decode(encoded))
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self) -> Any:
-        return Parsed
+class ParsedCoder(_RecordCoder):
+    record = Parsed
+    components = (FastPrimitivesCoder(), VarIntCoder(), FastPrimitivesCoder(), FastPrimitivesCoder())
 
 
 for _type, _coder in ((BatchKey, BatchKeyCoder), (Batch, BatchCoder), (ParkedBatch, ParkedBatchCoder),
