@@ -319,8 +319,9 @@ def run(argv: Optional[Sequence[str]] = None) -> RunReport:
     if not local:
         try:
             result = pipeline.run()
-        except (OSError, RuntimeError, ValueError) as exc:
-            # Submission: a job server or jar that cannot be fetched or started, an endpoint that does not answer.
+        except Exception as exc:  # noqa: BLE001 - whatever stops a submission is said in one line
+            # A job server or jar that cannot be fetched or started, an endpoint that does not answer (gRPC's
+            # FutureTimeoutError has no message at all).
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise LaunchError(f"--runner={options.view_as(StandardOptions).runner}: cannot submit the job: "
                               f"{first.strip()}") from None

@@ -179,3 +179,18 @@ def test_help_shows_the_jobs_own_options_first_then_says_beams_follow() -> None:
     assert out.index("--source") < beams and out.index("--max_event_bytes") < beams
     assert ours < beams < out.index("--runner")
     assert "921600" in out[:beams]  # defaults shown
+
+
+def test_a_job_endpoint_that_does_not_answer_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Submitting to a portable job server that is not there (port 9, discard, is closed here) within Beam's
+    --job_server_timeout: one line naming the runner, not gRPC's traceback."""
+    config = json.dumps({"connectors": [{"id": "a", "type": "filesystem", "path": str(tmp_path / "out")}]})
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--runner=PortableRunner", "--job_endpoint=127.0.0.1:9",
+         "--environment_type=PROCESS", '--environment_config={"command":"/bin/true"}', "--job_server_timeout=5",
+         "--source=generate:count=10", f"--connectors={config}", f"--dead_letter={tmp_path / 'dead'}"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
+        "error: --runner=PortableRunner: cannot submit the job: FutureTimeoutError"]
