@@ -69,6 +69,29 @@ def connector_rules(connector: ConnectorBase, bounded_limit: Optional[float] = N
         cap_name="max_parked_events").bounded(bounded_limit)
 
 
+@dataclass
+class Breaker:
+    """A worker's view of a failing destination: for one probe interval after a batch failed (not after it was
+    sent: a hanging destination must not make each batch wait its full timeout), the next batches go straight to
+    the hold without a call, under the kind and error of that failure."""
+
+    seconds: float  # the probe interval
+    until: float = 0.0  # 0: closed, never tripped
+    kind: str = RETRYABLE
+    error: str = ""
+
+    def trip(self, now: float, kind: str, error: str) -> None:
+        self.until, self.kind, self.error = now + self.seconds, kind, error
+
+    def is_open(self, now: float) -> bool:
+        return now < self.until
+
+    def held(self, now: float, events: list[dict[str, Any]], address: str = "", payload: bytes = b"") -> ParkedBatch:
+        """A batch held without a call while the breaker is open."""
+        return ParkedBatch(self.kind, now, f"held without a call while failing: {self.error}", events, address,
+                           payload)
+
+
 def _at(when: float) -> str:
     return time.strftime("%H:%M:%SZ", time.gmtime(when))
 

@@ -36,6 +36,7 @@ from sinks.http.partners.base import Partner, Request
 from sinks.http.plan import Encoded, plan_requests
 from sinks.http.retry import Backoff, Verdict, classify, retry_after_seconds, status_class
 from sinks.http.transport import Answer, Transport
+from sinks.parking import Breaker
 from core.records import CREDENTIALS, RETRYABLE, Batch, ParkedBatch, events_of
 
 DEAD = "dead"
@@ -314,13 +315,12 @@ class DeliverBatches(PartnerDoFn):
 
     def setup(self) -> None:
         super().setup()
-        self._open_until = 0.0  # the breaker: until then, new batches go straight to parking
-        self._open_kind = CREDENTIALS
+        self._breaker = Breaker(self._c.probe_interval_seconds)
         self._parked = counter(self._c.id, "parked_batches")
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"transmit-{self._c.id}")
 
     def start_bundle(self) -> None:
-        self._pending: deque[tuple[Deliverer, Future[Outcome], Timestamp, Any, float]] = deque()
+        self._pending: deque[tuple[Deliverer, Future[Outcome], Timestamp, Any]] = deque()
 
     def process(self, batch: Batch, timestamp: Timestamp = beam.DoFn.TimestampParam,
                 window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
@@ -328,16 +328,15 @@ class DeliverBatches(PartnerDoFn):
             yield from self._settle(*self._pending.popleft())
         events = events_of(batch)
         now = self._clock()
-        deliverer = self._open() if now >= self._open_until else None
+        deliverer = None if self._breaker.is_open(now) else self._open()
         if deliverer is None:
             if self._deliverer is None:  # could not open: try again after a probe interval
-                self._open_until, self._open_kind = now + self._c.probe_interval_seconds, CREDENTIALS
+                self._breaker.trip(now, CREDENTIALS, self._error)
             self._parked.inc()
-            yield TaggedOutput(PARKED, (self._c.id, ParkedBatch(
-                self._open_kind, now, self._error or "connector failing: parked without a call", events)))
+            yield TaggedOutput(PARKED, (self._c.id, self._breaker.held(now, events)))
             return
         future = self._sender.submit(deliverer.transmit, deliverer.prepare(events))
-        self._pending.append((deliverer, future, timestamp, window, now))
+        self._pending.append((deliverer, future, timestamp, window))
         while len(self._pending) > IN_FLIGHT:
             yield from self._settle(*self._pending.popleft())
 
@@ -345,8 +344,8 @@ class DeliverBatches(PartnerDoFn):
         while self._pending:
             yield from self._settle(*self._pending.popleft())
 
-    def _settle(self, deliverer: Deliverer, future: Future[Outcome], timestamp: Timestamp, window: Any,
-                sent_at: float) -> Iterator[Any]:
+    def _settle(self, deliverer: Deliverer, future: Future[Outcome], timestamp: Timestamp,
+                window: Any) -> Iterator[Any]:
         outcome = future.result()
         deliverer.account(outcome)
         for letter in outcome.dead:
@@ -355,10 +354,7 @@ class DeliverBatches(PartnerDoFn):
             yield WindowedValue(outcome.delivered, timestamp, (window,))
         parked = outcome.parked
         if parked is not None:
-            # The breaker's window starts when the batch failed, not when it was sent: against a partner that
-            # hangs, the next batches then go straight to parking instead of each paying the full timeout.
-            self._open_until = self._clock() + self._c.probe_interval_seconds
-            self._open_kind = parked.kind
+            self._breaker.trip(self._clock(), parked.kind, parked.error)
             self._parked.inc()
             yield TaggedOutput(PARKED, WindowedValue((self._c.id, parked), timestamp, (window,)))
 

@@ -27,7 +27,7 @@ from core.deadletters import SCHEMA_MISMATCH, UNROUTABLE, WRITE_FAILED, connecto
 from core.metrics import counter, distribution
 from core.records import CREDENTIALS, RETRYABLE, Batch, BatchKey, ParkedBatch, batch_key, events_of
 from core.secrets import SecretError, SecretResolver
-from sinks.parking import connector_rules
+from sinks.parking import Breaker, connector_rules
 from sinks.storage.avro import EncodeEvents
 from sinks.storage.connector import StorageConnector
 from sinks.storage.formats import file_format
@@ -131,11 +131,10 @@ class _Member(StoreLink):
     """A connector of the lane on the writer's worker: its link, and the breaker that sends its files straight
     to the hold while its store is failing."""
 
-    def __init__(self, connector: StorageConnector, store_factory: Callable[..., ObjectStore]) -> None:
+    def __init__(self, connector: StorageConnector, store_factory: Callable[..., ObjectStore],
+                 probe_seconds: float) -> None:
         super().__init__(connector, store_factory)
-        self.open_until = 0.0
-        self.open_kind = RETRYABLE
-        self.last_error = ""
+        self.breaker = Breaker(probe_seconds)
         self.held = counter(connector.id, "parked_batches")
 
 
@@ -155,7 +154,7 @@ class WriteFiles(beam.DoFn):
         lead = self._connectors[0]  # a lane's connectors have the same format and codec
         self._plans: dict[str, _Plan] = {}
         self._format = file_format(lead.format, lead.codec)
-        self._members = {c.id: _Member(c, self._store_factory) for c in self._connectors}
+        self._members = {c.id: _Member(c, self._store_factory, self._probe[c.id]) for c in self._connectors}
         for member in self._members.values():
             member.store()
 
@@ -223,9 +222,10 @@ class WriteFiles(beam.DoFn):
         connector = member.connector
         key = object_key(connector, event_type, address.hour, plan.schema_id, address.shard,
                          offset(batch.token, batch.seq), self._format.extension)
-        if member.open_until and self._clock() < member.open_until:  # failing: held without a call
-            yield self._hold(member, member.open_kind, f"held without a call while failing: {member.last_error}",
-                             events, key, data)
+        breaker = member.breaker
+        if breaker.until and breaker.is_open(self._clock()):  # (the clock is read only once a store has failed)
+            member.held.inc()
+            yield TaggedOutput(PARKED, (connector.id, breaker.held(self._clock(), events, key, data)))
             return
         try:
             member.put(key, data, self._format.content_type)
@@ -237,20 +237,16 @@ class WriteFiles(beam.DoFn):
                 yield from self._failed((connector.id,), event_type, events, str(exc), key)
                 return
             else:
-                member.open_until, member.open_kind, member.last_error = (
-                    self._clock() + self._probe[connector.id], kind, str(exc))
-                yield self._hold(member, kind, str(exc), events, key, data)
+                now = self._clock()
+                breaker.trip(now, kind, str(exc))
+                member.held.inc()
+                yield TaggedOutput(PARKED, (connector.id, ParkedBatch(kind, now, str(exc), events, key, data)))
                 return
         except (ValueError, TypeError, OverflowError) as exc:
             yield from self._failed((connector.id,), event_type, events, f"{type(exc).__name__}: {exc}", key)
             return
         member.wrote(len(events), len(data))
         yield WrittenFile(connector.id, key, event_type, len(events), len(data))
-
-    def _hold(self, member: _Member, kind: str, error: str, events: list[dict[str, Any]], key: str,
-              data: bytes) -> TaggedOutput:
-        member.held.inc()
-        return TaggedOutput(PARKED, (member.connector.id, ParkedBatch(kind, self._clock(), error, events, key, data)))
 
     def _unroutable(self, gone: Sequence[str], events: list[dict[str, Any]]) -> Iterator[Any]:
         for cid in gone:
